@@ -1,0 +1,29 @@
+"""The `run` command: `run [-y params.yaml] [-o output] ...` or `run SUBCOMMAND ...`.
+
+Each subcommand lives in its own module of this package with a `main(argv) -> int`; it is imported
+only when named, so `run --help` stays fast. This package is the only place that prints, exits or
+configures logging; the library below it raises `RunnerError`s and returns results.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Optional, Sequence
+
+# name -> (module, one-line help). Keep in the order `run --help` should list them.
+SUBCOMMANDS = {
+    "status": ("runner.cli.status", "show every task's state in an output directory"),
+    "exec-task": ("runner.cli.exec_task", "run one task of a task table (used by remote engines)"),
+}
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Entry point of the `run` console script and of `python -m runner`."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        module = importlib.import_module(SUBCOMMANDS[args[0]][0])
+        return module.main(args[1:])
+    from runner.cli import yaml_run
+
+    return yaml_run.main(args)

@@ -1,0 +1,51 @@
+"""Every error the library raises on purpose. The CLI prints them as one line and exits 2."""
+
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
+
+
+class RunnerError(Exception):
+    """Base of the errors that describe bad input or an unusable environment."""
+
+
+class ConfigError(RunnerError):
+    """A YAML file, runfile, gridspec or profile is missing, malformed or inconsistent."""
+
+
+class UsageError(RunnerError):
+    """Command-line options that cannot work together or name things that do not exist."""
+
+
+class ResourceError(RunnerError):
+    """A slot, GPU or resource request that cannot be satisfied."""
+
+
+class StoreError(RunnerError):
+    """An output directory or state file that cannot be read or written."""
+
+
+class BackendError(RunnerError):
+    """An execution engine (SLURM, dask, ...) refused or failed a request."""
+
+
+class MissingDependencyError(RunnerError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, module: str, extra: str, purpose: str):
+        super().__init__(
+            f"{purpose} needs the Python module '{module}', which is not installed; "
+            f"install it with: pip install 'runner[{extra}]'"
+        )
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """' (did you mean 'x'?)' for the closest choice, or '' when nothing is close."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def choices_text(choices: Iterable[str]) -> str:
+    """'a', 'b', 'c' for an error message."""
+    return ", ".join(f"'{c}'" for c in choices) or "(none)"

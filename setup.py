@@ -1,0 +1,31 @@
+import re
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "runner" / "__init__.py").read_text()).group(1)
+
+SWEEP = ["pandas>=1.5", "joblib>=1.2", "jinja2>=3.0"]
+GPU = ["nvidia-ml-py>=12.535"]
+
+setup(
+    name="runner",
+    version=VERSION,
+    description="Run a parameter space as tracked, resumable tasks packed onto GPUs, locally or on SLURM.",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.9",
+    packages=find_packages(include=["runner", "runner.*"]),
+    install_requires=["PyYAML>=5.4", "filelock>=3.8"],
+    extras_require={
+        "sweep": SWEEP,
+        "gpu": GPU,
+        "test": SWEEP + ["pytest>=7", "pytest-timeout>=2.1"],
+    },
+    entry_points={
+        "console_scripts": [
+            "run=runner.cli:main",
+        ]
+    },
+)
