@@ -1,0 +1,91 @@
+"""What every subcommand shares: exit statuses, one-line errors, signal handling."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import os
+import signal
+import sys
+from typing import Callable, Iterator, List, NoReturn, Optional, Sequence
+
+EXIT_OK = 0  # every selected command done (now or earlier)
+EXIT_FAILED = 1  # a command failed
+EXIT_USAGE = 2  # bad input: usage, config or environment
+EXIT_INTERRUPTED = 130  # Ctrl-C or SIGTERM
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with errors on one line: `run: error: ... (see run --help)`, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        sys.exit(EXIT_USAGE)
+
+
+def print_error(message: str, prog: str = "run") -> None:
+    sys.stderr.write(f"{prog}: error: {message}\n")
+
+
+def command(func: Callable[[List[str]], int]) -> Callable[[Optional[Sequence[str]]], int]:
+    """Wrap a subcommand's main: library errors become one line and exit status 2."""
+
+    @functools.wraps(func)
+    def main(argv: Optional[Sequence[str]] = None) -> int:
+        from runner.errors import RunnerError
+
+        try:
+            return func(list(sys.argv[1:] if argv is None else argv))
+        except RunnerError as e:
+            print_error(str(e))
+            return EXIT_USAGE
+        except KeyboardInterrupt:
+            sys.stderr.write("run: interrupted\n")
+            return EXIT_INTERRUPTED
+        except BrokenPipeError:  # `run status | head`: the reader left; say nothing more
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_FAILED
+
+    return main
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Callable[[int], None]) -> Iterator[None]:
+    """Call `stop(signum)` on Ctrl-C, SIGTERM and SIGHUP while the block runs."""
+    previous = {}
+    for sig in STOP_SIGNALS:
+        try:
+            previous[sig] = signal.signal(sig, lambda signum, frame: stop(signum))
+        except ValueError:  # not the main thread
+            pass
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def tail_lines(path: Optional[str], count: int = 5, block: int = 8192) -> List[str]:
+    """The last `count` lines of a file (empty if it cannot be read)."""
+    if not path:
+        return []
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - block))
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines[-count:]

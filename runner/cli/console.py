@@ -1,0 +1,128 @@
+"""What a run prints: one line per command start and end, a live progress line, the summary."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import IO, Dict, List, Optional
+
+from runner.cli.common import format_duration, tail_lines
+from runner.executor import Events
+from runner.task import CommandResult, Slot, Status, Task, TaskResult
+
+LOG_TAIL = 5
+
+
+class Console(Events):
+    """Prints executor events; keeps a progress line at the bottom when stdout is a terminal."""
+
+    def __init__(self, total: int, stream: Optional[IO[str]] = None, quiet_starts: bool = False):
+        self.stream = stream or sys.stdout
+        self.live = self.stream.isatty()
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.running = 0
+        self.started_at = time.monotonic()
+        self.waiting: Optional[str] = None
+        self.quiet_starts = quiet_starts
+        self._lock = threading.Lock()
+
+    def _write(self, line: str) -> None:
+        with self._lock:
+            if self.live:
+                self.stream.write("\r\033[K" + line + "\n" + self._progress())
+            else:
+                self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def _progress(self) -> str:
+        elapsed = time.monotonic() - self.started_at
+        finished = self.done + self.failed
+        left = max(self.total - finished - self.running, 0)
+        eta = ""
+        if finished and (left or self.running):
+            eta = f" | ETA {format_duration(elapsed / finished * (left + self.running / 2))}"
+        wait = f" | waiting: {self.waiting}" if self.waiting else ""
+        return (f"done {self.done} | failed {self.failed} | running {self.running} | left {left} "
+                f"| {format_duration(elapsed)} elapsed{eta}{wait}")
+
+    def tick(self) -> None:
+        if self.live:
+            with self._lock:
+                self.stream.write("\r\033[K" + self._progress())
+                self.stream.flush()
+
+    def clear(self) -> None:
+        if self.live:
+            with self._lock:
+                self.stream.write("\r\033[K")
+                self.stream.flush()
+
+    def command_started(self, task: Task, slot: Slot, command: str, log: str) -> None:
+        with self._lock:
+            self.running += 1
+        if not self.quiet_starts:
+            self._write(f"{_clock()} start  {task.name} {command} on {slot}  log: {log}")
+
+    def command_ended(self, task: Task, slot: Slot, result: CommandResult) -> None:
+        if result.status is Status.DONE:
+            line = f"{_clock()} done   {task.name} {result.command} ({result.duration:.1f} s)"
+        else:
+            line = (f"{_clock()} {result.status.value.upper():<6} {task.name} {result.command} "
+                    f"{_how(result)} on {slot}  log: {result.log}")
+        with self._lock:
+            self.running -= 1
+        self._write(line)
+
+    def task_finished(self, result: TaskResult) -> None:
+        with self._lock:
+            if result.status in (Status.FAILED, Status.TIMEOUT):
+                self.failed += 1
+            elif result.status in (Status.DONE, Status.SKIPPED):
+                self.done += 1
+
+    def notice(self, message: str) -> None:
+        self._write(f"{_clock()} note   {message}")
+
+
+def _clock() -> str:
+    return time.strftime("%H:%M:%S")
+
+
+def _how(result: CommandResult) -> str:
+    if result.signal:
+        return f"(killed by signal {result.signal})"
+    if result.exit_status is not None:
+        return f"(exit status {result.exit_status})"
+    return ""
+
+
+def write_summary(stream: IO[str], results: List[TaskResult], skipped: int, not_started: int,
+                  elapsed: float) -> None:
+    """Counts, then every failed task with its command, exit status and the end of its log."""
+    counts: Dict[Status, int] = {}
+    for result in results:
+        counts[result.status] = counts.get(result.status, 0) + 1
+    skipped += counts.get(Status.SKIPPED, 0)
+    parts = [f"{counts.get(Status.DONE, 0)} done", f"{counts.get(Status.FAILED, 0)} failed"]
+    if counts.get(Status.TIMEOUT):
+        parts.append(f"{counts[Status.TIMEOUT]} timed out")
+    parts.append(f"{skipped} skipped (done earlier)")
+    interrupted = counts.get(Status.INTERRUPTED, 0) + counts.get(Status.LOCKED, 0)
+    if interrupted:
+        parts.append(f"{interrupted} interrupted")
+    if not_started:
+        parts.append(f"{not_started} not started")
+    stream.write(f"summary: {', '.join(parts)} in {format_duration(elapsed)}\n")
+    failed = [r for r in results if r.failed is not None]
+    if failed:
+        stream.write("failed:\n")
+    for result in failed:
+        command = result.failed
+        stream.write(f"  {result.task.name} {command.command}: {_how(command)} on {result.slot}; "
+                     f"log {command.log}\n")
+        for line in tail_lines(command.log, LOG_TAIL):
+            stream.write(f"      | {line}\n")
+    stream.flush()

@@ -1,0 +1,129 @@
+"""Command templates: `{p}` inserts a param's value shell-quoted, `[p]` inserts it as a flag.
+
+A template is parsed once into literal text and placeholders, and rendered in one pass, so a
+value that itself contains `{y}` or `[y]` is inserted literally. `${VAR}` is shell, not a
+placeholder; `{{p}}` and `[[p]]` produce a literal `{p}` and `[p]`.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
+_TOKEN = re.compile(
+    rf"\{{\{{(?P<esc_value>{_NAME})\}}\}}"
+    rf"|\[\[(?P<esc_flag>{_NAME})\]\]"
+    r"|\$\{[^}]*\}"
+    rf"|\{{(?P<value>{_NAME})\}}"
+    rf"|\[(?P<flag>{_NAME})\]"
+)
+
+LITERAL, VALUE, FLAG = 0, 1, 2
+
+
+class RenderError(ValueError):
+    """A param value that cannot be put into a command (the message says which and why)."""
+
+
+class Template:
+    """A parsed command template."""
+
+    __slots__ = ("text", "segments", "placeholders", "aliases", "_cache")
+
+    def __init__(self, text: str, aliases: Optional[Mapping[str, Any]] = None):
+        self.text = text
+        self.aliases = aliases or {}
+        self._cache: Dict[tuple, str] = {}  # (kind, name, type, value) -> rendered text
+        segments: List[Tuple[int, str]] = []
+        position = 0
+        for match in _TOKEN.finditer(text):
+            literal = text[position:match.start()]
+            if match.group("esc_value"):
+                literal += "{" + match.group("esc_value") + "}"
+            elif match.group("esc_flag"):
+                literal += "[" + match.group("esc_flag") + "]"
+            elif match.group("value"):
+                segments.append((LITERAL, literal))
+                segments.append((VALUE, match.group("value")))
+                literal = ""
+            elif match.group("flag"):
+                segments.append((LITERAL, literal))
+                segments.append((FLAG, match.group("flag")))
+                literal = ""
+            else:
+                literal += match.group(0)
+            if literal:
+                segments.append((LITERAL, literal))
+            position = match.end()
+        segments.append((LITERAL, text[position:]))
+        self.segments = tuple((kind, s) for kind, s in segments if kind != LITERAL or s)
+        self.placeholders = tuple(dict.fromkeys(s for kind, s in self.segments if kind != LITERAL))
+
+    def render(self, params: Mapping[str, Any]) -> str:
+        """The command text; KeyError for a missing param, RenderError for an unusable value."""
+        out = []
+        cache = self._cache
+        for kind, payload in self.segments:
+            if kind == LITERAL:
+                out.append(payload)
+                continue
+            value = params[payload]
+            key = (kind, payload, type(value), value)
+            try:
+                text = cache.get(key)
+            except TypeError:  # a list: not hashable, render it each time
+                key, text = None, None
+            if text is None:
+                if kind == VALUE:
+                    text = render_value(payload, value)
+                else:
+                    text = render_flag(payload, value, self.aliases)
+                if key is not None:
+                    cache[key] = text
+            out.append(text)
+        return "".join(out)
+
+
+def render_value(name: str, value: Any) -> str:
+    """`{name}`: strings shell-quoted, numbers as written, lists space-joined, bools True/False."""
+    if isinstance(value, str):
+        return shlex.quote(value)
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return " ".join(render_value(name, item) for item in value)
+    if value is None or isinstance(value, dict):
+        raise RenderError(f"'{name}' is {'null' if value is None else 'a mapping'}, which cannot "
+                          f"be put into a command; give it a value")
+    return shlex.quote(str(value))
+
+
+def _flag(key: str, value: Any) -> str:
+    if value is True:
+        return f"--{key}"
+    if value is False:
+        return ""
+    return f"--{key} {render_value(key, value)}"
+
+
+def render_flag(name: str, value: Any, aliases: Mapping[str, Any]) -> str:
+    """`[name]`: `--name value`, `--name` for True, nothing for False; aliases expand to many."""
+    alias = aliases.get(name)
+    if alias is None:
+        if value is None:
+            raise RenderError(f"'{name}' is null, which cannot be a flag; give it a value")
+        return _flag(name, value)
+    if isinstance(alias, list):
+        return " ".join(f for f in (_flag(str(target), value) for target in alias) if f)
+    try:
+        entries: Dict[Any, Any] = alias[value]
+    except (KeyError, TypeError):
+        raise RenderError(f"alias '{name}' has no entry for the value {value!r}; its entries are "
+                          f"{', '.join(repr(k) for k in alias)}") from None
+    bare = [f"--{k}" for k, v in entries.items() if v is True]
+    valued = [_flag(str(k), v) for k, v in entries.items() if not isinstance(v, bool)]
+    return " ".join(bare + valued)
