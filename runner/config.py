@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from runner.errors import ConfigError, choices_text, did_you_mean
+from runner.settings import SETTINGS, parse_setting
 
 DEFAULT_CONFIG = "params.yaml"
 TITLE_KEY = "_title"
@@ -25,6 +26,7 @@ CONFIG_KEYS: Dict[str, str] = {
     "default": "mapping of param -> value used where a task has no such param",
     "alias": "mapping of name -> list or mapping, expanded at [name] placeholders",
     "pack": "mapping of name -> list or mapping: one param that stands for several",
+    **{key: text for key, (_, text) in SETTINGS.items()},
 }
 
 _COMMAND_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+=,-]*$")
@@ -55,7 +57,8 @@ class Config:
     aliases: Dict[str, Any] = field(default_factory=dict)
     packs: Dict[str, Any] = field(default_factory=dict)
     documents: List[Document] = field(default_factory=list)
-    extra: Dict[str, Any] = field(default_factory=dict)  # registered keys beyond the five above
+    settings: Dict[str, Any] = field(default_factory=dict)  # validated, for every task
+    extra: Dict[str, Any] = field(default_factory=dict)  # other registered keys, as written
     text: str = ""
 
     @property
@@ -196,15 +199,24 @@ def parse_config(text: str, path: str = DEFAULT_CONFIG) -> Config:
                     f"{where(keys.get(kind), 'document 0 (the config)', f'{kind}.{name}')}expected a "
                     f"list of param names or a mapping of value -> mapping of params, "
                     f"found {_kind(value)}")
+    settings = {}
+    for key in SETTINGS:
+        if key in data:
+            try:
+                settings[key] = parse_setting(key, data[key])
+            except ValueError as e:
+                raise ConfigError(f"{where(keys.get(key), 'document 0 (the config)', key)}{e} "
+                                  f"({CONFIG_KEYS[key]})") from None
     extra = {k: v for k, v in data.items() if k not in ("template", "resource", "default", "alias",
-                                                          "pack")}
+                                                          "pack") and k not in SETTINGS}
     documents = []
     for index, (doc, doc_node) in enumerate(docs[1:], start=1):
         parsed = _parse_document(index, doc, doc_node, where)
         if parsed is not None:
             documents.append(parsed)
     return Config(path=path, templates=templates, resource=resource, defaults=defaults,
-                  aliases=aliases, packs=packs, documents=documents, extra=extra, text=text)
+                  aliases=aliases, packs=packs, documents=documents, settings=settings,
+                  extra=extra, text=text)
 
 
 def _parse_templates(value: Dict[Any, Any], where: _Where, node: Any) -> Dict[str, str]:

@@ -96,7 +96,7 @@ class TaskExecutor:
     def _run_locked(self, task: Task, slot: Slot, paths) -> TaskResult:
         stat = read_json(paths.stat) or {}
         if self._clear_stale(task, stat):
-            write_json(paths.stat, stat)
+            write_json(paths.stat, stat, sort_keys=False)
         force = self.options.force
         todo = [c for c in task.commands if force or not is_done(stat.get(c))]
         if not todo:
@@ -157,7 +157,7 @@ class TaskExecutor:
                      "runner_pid": os.getpid(), "runner_start": self._runner_start,
                      "log": log_path, **self.options.record}
             stat[name] = entry
-            write_json(paths.stat, stat)
+            write_json(paths.stat, stat, sort_keys=False)
             self.events.command_started(task, slot, name, log_path)
             try:
                 if echo:
@@ -176,7 +176,7 @@ class TaskExecutor:
                      exit_status=code if code >= 0 else None,
                      signal=-code if code < 0 else None, end=now_iso(),
                      duration=round(duration, 3))
-        write_json(paths.stat, stat)
+        write_json(paths.stat, stat, sort_keys=False)
         result = CommandResult(command=name, status=status, exit_status=entry["exit_status"],
                                signal=entry["signal"], duration=duration, log=log_path)
         self.events.command_ended(task, slot, result)

@@ -12,12 +12,14 @@ import itertools
 import math
 import os
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from runner.config import Config, Document
 from runner.errors import ConfigError, UsageError, choices_text, did_you_mean
 from runner.naming import join_name, make_fragment
+from runner.settings import SETTINGS, parse_setting
 from runner.task import Task
 from runner.template import RenderError, Template
 
@@ -46,6 +48,11 @@ class Plan:
     orphans: List[str] = field(default_factory=list)
     notices: List[str] = field(default_factory=list)
     seed: Optional[int] = None
+
+
+def make_datetime() -> str:
+    """The `_datetime` of an invocation: local time, no colons (it is part of file names)."""
+    return time.strftime(DATETIME_FORMAT)
 
 
 def freeze(value: Any) -> Any:
@@ -123,6 +130,7 @@ class _Expander:
         for template in self.templates.values():
             self.used_params.update(template.placeholders)
         self.all_params: Dict[str, None] = {}
+        self.setting_cache: Dict[Tuple[str, Any], Any] = {}
         for template_name, template in ((n, Template(t)) for n, t in config.templates.items()):
             for placeholder in template.placeholders:
                 if placeholder in config.packs:
@@ -171,6 +179,7 @@ class _Expander:
         frozen = [[(k, freeze(v)) for v in vs] for k, vs in zip(keys, values)]
         has_packs = any(k in self.config.packs for k in keys)
         defaults = [(k, v) for k, v in self.config.defaults.items() if k not in document.params]
+        has_settings = any(k in SETTINGS for k in keys + [k for k, _ in defaults])
         frozen_defaults = [(k, freeze(v)) for k, v in defaults]
         if not has_packs:
             self.all_params.update(dict.fromkeys(keys + [k for k, _ in defaults]))
@@ -200,12 +209,31 @@ class _Expander:
                     f"punctuation, or give one of them an extra param")
             self.seen[dedup_key] = name
             self.names[name] = (params, document)
+            settings = self._settings(name, params) if has_settings or has_packs else (
+                self.config.settings)
             params["_name"] = name
             params["_output"] = self.output if self.no_param_dir else prefix + name
             params["_datetime"] = self.datetime
             tasks.append(Task(name, params, self._render(name, params), document.index,
-                              document.title))
+                              document.title, settings))
         return tasks
+
+    def _settings(self, name: str, params: Dict[str, Any]) -> Dict[str, Any]:
+        """Document 0's settings, overridden by the task's params of the same names."""
+        settings = dict(self.config.settings)
+        for key in SETTINGS:
+            if key not in params:
+                continue
+            value = params[key]
+            cache_key = (key, freeze(value))
+            if cache_key not in self.setting_cache:
+                try:
+                    self.setting_cache[cache_key] = parse_setting(key, value)
+                except ValueError as e:
+                    self.bad_values.setdefault(f"setting '{key}': {e}", []).append(name)
+                    continue
+            settings[key] = self.setting_cache[cache_key]
+        return settings
 
     def _render(self, name: str, params: Dict[str, Any]) -> Dict[str, str]:
         commands = {}
@@ -258,8 +286,8 @@ def expand(config: Config, selection: Selection, output: str, datetime: str,
         if collecting:
             gc.enable()
     expander.check()
-    aliases_used = expander.used_params
-    orphans = [p for p in expander.all_params if p not in aliases_used]
+    orphans = [p for p in expander.all_params if p not in expander.used_params
+               and p not in SETTINGS]
     return Plan(tasks=tasks, commands=commands, duplicates=expander.duplicates, orphans=orphans,
                 notices=notices, seed=selection.seed if selection.sample is not None else None)
 

@@ -101,14 +101,18 @@ class ProcessGroups:
         self._killed = False
         self._timer: Optional[threading.Timer] = None
 
-    def spawn(self, command: str, env: Mapping[str, str],
-              output: Union[int, IO[bytes], None]) -> Optional[subprocess.Popen]:
-        """Start `command` through the shell in a new process group; None once stopping."""
+    def spawn(self, command: str, env: Mapping[str, str], output: Union[int, IO[bytes], None],
+              errors: Union[int, IO[bytes], None] = subprocess.STDOUT
+              ) -> Optional[subprocess.Popen]:
+        """Start `command` through the shell in a new process group; None once stopping.
+
+        Its stdout goes to `output`, its stderr to `errors` (default: with stdout).
+        """
         if self.stopping.is_set():
             return None
         proc = subprocess.Popen(
-            [SHELL, "-c", command], stdin=subprocess.DEVNULL, stdout=output,
-            stderr=subprocess.STDOUT, env=env, start_new_session=True, close_fds=True)
+            [SHELL, "-c", command], stdin=subprocess.DEVNULL, stdout=output, stderr=errors,
+            env=env, start_new_session=True, close_fds=True)
         with self._lock:
             self._running[proc.pid] = proc
             late = self.stopping.is_set()  # stop() ran while we started it and did not see it

@@ -46,8 +46,7 @@ def collect_states(store: Store) -> List[TaskState]:
         stat = read_json(os.path.join(directory, STAT_FILE)) or {}
         name = params.get("_name") or os.path.basename(directory)
         commands: Dict[str, Dict[str, Any]] = {}
-        for command in list(params.get("_commands", {})) + [c for c in stat if c not in
-                                                            params.get("_commands", {})]:
+        for command in list(stat) + [c for c in params.get("_commands", {}) if c not in stat]:
             entry = dict(stat.get(command) or {"status": Status.PENDING.value})
             entry.setdefault("status", "done" if entry.get("code") == 0 else "failed")
             if entry["status"] == Status.RUNNING.value and _is_stale(entry):

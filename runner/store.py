@@ -33,12 +33,12 @@ RUNS_DIR = os.path.join(STATE_DIR, "runs")
 HOST = socket.gethostname()
 
 
-def write_json(path: str, data: Any, indent: Optional[int] = 4) -> None:
+def write_json(path: str, data: Any, indent: Optional[int] = 4, sort_keys: bool = True) -> None:
     """Write JSON so that a reader sees the old file or the new one, never half of one."""
     tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=indent, sort_keys=indent is not None, default=str)
+            json.dump(data, f, indent=indent, sort_keys=sort_keys, default=str)
             f.write("\n")
         os.replace(tmp, path)
     except BaseException:
@@ -118,7 +118,8 @@ class Store:
         """Record the tasks an invocation sets out to run, so `run status` can list pending ones."""
         path = self.run_table_path(run_id)
         os.makedirs(os.path.dirname(path), exist_ok=True)
-        write_json(path, make_task_table(self.output, self.no_param_dir, tasks, info), indent=None)
+        write_json(path, make_task_table(self.output, self.no_param_dir, tasks, info), indent=None,
+                   sort_keys=False)
         return path
 
     def iter_run_tables(self) -> Iterator[Dict[str, Any]]:

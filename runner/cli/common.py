@@ -42,6 +42,8 @@ def command(func: Callable[[List[str]], int]) -> Callable[[Optional[Sequence[str
         except RunnerError as e:
             print_error(str(e))
             return EXIT_USAGE
+        except SystemExit as e:  # argparse: --help, or a usage error it has already printed
+            return e.code if isinstance(e.code, int) else EXIT_USAGE
         except KeyboardInterrupt:
             sys.stderr.write("run: interrupted\n")
             return EXIT_INTERRUPTED

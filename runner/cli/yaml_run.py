@@ -64,7 +64,7 @@ def main(argv: List[str]) -> int:
 def run_yaml(args) -> int:
     from runner.config import load_config, parse_resource_entry
     from runner.errors import UsageError
-    from runner.expand import DATETIME_FORMAT, DEFAULT_SEED, Selection, expand
+    from runner.expand import DEFAULT_SEED, Selection, expand, make_datetime
 
     config = load_config(args.yaml)
     if args.resource:
@@ -75,7 +75,7 @@ def run_yaml(args) -> int:
                              f"for no GPU") from None
     else:
         resource = config.resource if config.resource is not None else [()]
-    datetime = time.strftime(DATETIME_FORMAT)
+    datetime = make_datetime()
     selection = Selection(titles=args.title, commands=args.command, sample=args.sample,
                           seed=DEFAULT_SEED if args.seed is None else args.seed)
     plan = expand(config, selection, args.output, datetime, no_param_dir=args.no_param_dir)
