@@ -8,6 +8,7 @@ state before it starts and after it ends.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import os
 import re
@@ -15,11 +16,11 @@ import shlex
 import subprocess
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from runner.process import (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_ID, ProcessGroups,
                             gpu_environment, is_alive, start_time, stop_group)
-from runner.store import HOST, Store, TaskLock, is_done, read_json, write_json
+from runner.store import HOST, Store, is_done
 from runner.task import CommandResult, Slot, Status, Task, TaskResult
 
 _COMPOUND = re.compile(r"[;&|<>()`\n]|\$\(")
@@ -51,11 +52,12 @@ def now_iso() -> str:
     return _dt.datetime.now().astimezone().isoformat(timespec="milliseconds")
 
 
-def shell_line(command: str, gpus: tuple, log: str) -> str:
+def shell_line(command: str, gpus: tuple, logs: Tuple[str, Optional[str]]) -> str:
     """The shell line equivalent to how the runner starts `command` (for `param.json`)."""
     env = f"{CUDA_VISIBLE_DEVICES}={shlex.quote(','.join(gpus))} {CUDA_DEVICE_ORDER}={PCI_BUS_ID}"
     body = f"sh -c {shlex.quote(command)}" if _COMPOUND.search(command) else command
-    return f"{env} {body} > {shlex.quote(log)} 2>&1"
+    out, err = logs
+    return f"{env} {body} > {shlex.quote(out)} " + (f"2> {shlex.quote(err)}" if err else "2>&1")
 
 
 class TaskExecutor:
@@ -79,9 +81,7 @@ class TaskExecutor:
 
     def __call__(self, task: Task, slot: Slot, final: bool = True) -> Optional[TaskResult]:
         """Run what the task still needs; None (not final) when another invocation holds it."""
-        paths = self.store.paths(task.name)
-        os.makedirs(paths.dir, exist_ok=True)
-        lock = TaskLock(paths.lock)
+        lock = self.store.lock(task)
         if not lock.try_acquire():
             if not final:
                 return None
@@ -89,25 +89,27 @@ class TaskExecutor:
                 if self.groups.stopping.is_set():
                     return TaskResult(task, slot, status=Status.LOCKED)
         try:
-            return self._run_locked(task, slot, paths)
+            return self._run_locked(task, slot)
         finally:
             lock.release()
 
-    def _run_locked(self, task: Task, slot: Slot, paths) -> TaskResult:
-        stat = read_json(paths.stat) or {}
-        if self._clear_stale(task, stat):
-            write_json(paths.stat, stat, sort_keys=False)
+    def _run_locked(self, task: Task, slot: Slot) -> TaskResult:
+        state = self.store.read_state(task)
+        if self._clear_stale(task, state):
+            self.store.write_state(task, state)
         force = self.options.force
-        todo = [c for c in task.commands if force or not is_done(stat.get(c))]
+        todo = [c for c in task.commands if force or not is_done(state.get(c))]
         if not todo:
             return TaskResult(task, slot, status=Status.SKIPPED)
-        self._write_params(task, slot, paths)
+        self.store.write_params(task, {
+            name: shell_line(command, slot.gpus, self.store.log_paths(task, name, self.datetime))
+            for name, command in task.commands.items()})
         result = TaskResult(task, slot)
         for name in todo:
             if self.groups.stopping.is_set():
                 result.status = Status.INTERRUPTED
                 break
-            outcome = self._run_command(task, slot, name, paths, stat)
+            outcome = self._run_command(task, slot, name, state)
             if outcome is None:
                 result.status = Status.INTERRUPTED
                 break
@@ -117,10 +119,10 @@ class TaskExecutor:
                 break
         return result
 
-    def _clear_stale(self, task: Task, stat: Dict[str, Any]) -> bool:
+    def _clear_stale(self, task: Task, state: Dict[str, Any]) -> bool:
         """Running entries left by an invocation that died; we hold the lock, so none is live."""
         changed = False
-        for name, entry in stat.items():
+        for name, entry in state.items():
             if not isinstance(entry, dict) or entry.get("status") != Status.RUNNING.value:
                 continue
             pid = entry.get("pid")
@@ -133,21 +135,16 @@ class TaskExecutor:
             changed = True
         return changed
 
-    def _write_params(self, task: Task, slot: Slot, paths) -> None:
-        old = read_json(paths.param) if os.path.exists(paths.param) else None
-        lines = dict(old.get("_commands", {})) if isinstance(old, dict) else {}
-        for name, command in task.commands.items():
-            lines[name] = shell_line(command, slot.gpus, paths.log(name, self.datetime))
-        write_json(paths.param, {**task.params, "_commands": lines})
-
-    def _run_command(self, task: Task, slot: Slot, name: str, paths,
-                     stat: Dict[str, Any]) -> Optional[CommandResult]:
-        log_path = paths.log(name, self.datetime)
+    def _run_command(self, task: Task, slot: Slot, name: str,
+                     state: Dict[str, Any]) -> Optional[CommandResult]:
+        log_path, err_path = self.store.log_paths(task, name, self.datetime)
         echo = self.options.echo
-        with open(log_path, "ab") as log:
+        with contextlib.ExitStack() as files:
+            log = files.enter_context(open(log_path, "ab"))
+            err = files.enter_context(open(err_path, "ab")) if err_path else subprocess.STDOUT
             started = time.time()
             proc = self.groups.spawn(task.commands[name], self._env(slot),
-                                     subprocess.PIPE if echo else log)
+                                     subprocess.PIPE if echo else log, err)
             if proc is None:
                 return None
             entry = {"code": 1, "status": Status.RUNNING.value, "exit_status": None,
@@ -156,8 +153,10 @@ class TaskExecutor:
                      "pid": proc.pid, "pid_start": start_time(proc.pid),
                      "runner_pid": os.getpid(), "runner_start": self._runner_start,
                      "log": log_path, **self.options.record}
-            stat[name] = entry
-            write_json(paths.stat, stat, sort_keys=False)
+            if err_path:
+                entry["err_log"] = err_path
+            state[name] = entry
+            self.store.write_state(task, state)
             self.events.command_started(task, slot, name, log_path)
             try:
                 if echo:
@@ -176,7 +175,7 @@ class TaskExecutor:
                      exit_status=code if code >= 0 else None,
                      signal=-code if code < 0 else None, end=now_iso(),
                      duration=round(duration, 3))
-        write_json(paths.stat, stat, sort_keys=False)
+        self.store.write_state(task, state)
         result = CommandResult(command=name, status=status, exit_status=entry["exit_status"],
                                signal=entry["signal"], duration=duration, log=log_path)
         self.events.command_ended(task, slot, result)

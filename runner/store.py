@@ -19,7 +19,7 @@ import json
 import os
 import socket
 import threading
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from runner.errors import StoreError
 from runner.task import Status, Task
@@ -92,7 +92,12 @@ class TaskPaths:
 
 
 class Store:
-    """One output directory."""
+    """One output directory of the YAML runner.
+
+    The executor talks to a store only through `lock`, `read_state`, `write_state`,
+    `write_params` and `log_paths`, so another layout (a runfile's `metadata.json`) is another
+    class with these five methods.
+    """
 
     def __init__(self, output: str, no_param_dir: bool = False):
         self.output = os.path.normpath(output)
@@ -103,6 +108,33 @@ class Store:
 
     def read_stat(self, name: str) -> Dict[str, Any]:
         return read_json(self.paths(name).stat) or {}
+
+    # -- what the executor uses ---------------------------------------------------------------
+
+    def lock(self, task: Task) -> "TaskLock":
+        """The task's lock (not yet acquired); creates the task's directory."""
+        paths = self.paths(task.name)
+        os.makedirs(paths.dir, exist_ok=True)
+        return TaskLock(paths.lock)
+
+    def read_state(self, task: Task) -> Dict[str, Any]:
+        """command -> its `stat.json` entry."""
+        return self.read_stat(task.name)
+
+    def write_state(self, task: Task, state: Dict[str, Any]) -> None:
+        write_json(self.paths(task.name).stat, state, sort_keys=False)
+
+    def write_params(self, task: Task, command_lines: Dict[str, str]) -> None:
+        """`param.json`: the params and `_commands`, keeping other commands' earlier lines."""
+        path = self.paths(task.name).param
+        old = read_json(path) if os.path.exists(path) else None
+        lines = dict(old.get("_commands", {})) if isinstance(old, dict) else {}
+        lines.update(command_lines)
+        write_json(path, {**task.params, "_commands": lines})
+
+    def log_paths(self, task: Task, command: str, datetime: str) -> Tuple[str, Optional[str]]:
+        """(log of stdout, log of stderr or None when stderr goes to the same log)."""
+        return self.paths(task.name).log(command, datetime), None
 
     def pending_commands(self, task: Task, force: bool = False) -> List[str]:
         """The task's commands that still have to run (all of them with `force`)."""

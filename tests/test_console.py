@@ -7,7 +7,6 @@ import pty
 import subprocess
 import sys
 
-from conftest import wait_for
 
 
 def test_live_progress_line_on_a_terminal(make_config, workdir):
