@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 
-
 def test_live_progress_line_on_a_terminal(make_config, workdir):
     make_config("""
         template:
