@@ -17,6 +17,11 @@ import pytest
 
 from runner.cli import main
 
+# Child processes (`python -m runner`, the `run` script) import this checkout's package.
+ROOT = Path(__file__).resolve().parent.parent
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+
 
 @dataclass
 class Result:
