@@ -8,7 +8,6 @@ state before it starts and after it ends.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import os
 import re
@@ -139,9 +138,9 @@ class TaskExecutor:
                      state: Dict[str, Any]) -> Optional[CommandResult]:
         log_path, err_path = self.store.log_paths(task, name, self.datetime)
         echo = self.options.echo
-        with contextlib.ExitStack() as files:
-            log = files.enter_context(open(log_path, "ab"))
-            err = files.enter_context(open(err_path, "ab")) if err_path else subprocess.STDOUT
+        log = _open_log(log_path)
+        err = _open_log(err_path) if err_path else subprocess.STDOUT
+        try:
             started = time.time()
             proc = self.groups.spawn(task.commands[name], self._env(slot),
                                      subprocess.PIPE if echo else log, err)
@@ -164,6 +163,10 @@ class TaskExecutor:
                 code = proc.wait()
             finally:
                 self.groups.finish(proc)
+        finally:
+            os.close(log)
+            if err_path:
+                os.close(err)
         duration = time.time() - started
         if code == 0:
             status = Status.DONE
@@ -182,15 +185,18 @@ class TaskExecutor:
         return result
 
 
-def _pump(proc: subprocess.Popen, log, echo: Callable[[bytes], None]) -> None:
+def _open_log(path: str) -> int:
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+
+
+def _pump(proc: subprocess.Popen, log: int, echo: Callable[[bytes], None]) -> None:
     """Copy a command's output to its log and to `echo` as it comes."""
     fd = proc.stdout.fileno()
     while True:
         chunk = os.read(fd, 65536)
         if not chunk:
             break
-        log.write(chunk)
-        log.flush()
+        os.write(log, chunk)
         echo(chunk)
     proc.stdout.close()
 

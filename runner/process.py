@@ -34,11 +34,16 @@ def gpu_environment(base: Mapping[str, str], gpus: Optional[Sequence[str]]) -> D
 def _proc_stat(pid: int) -> Optional[tuple]:
     """(state, start time in clock ticks since boot) from /proc (Linux), None if gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fields = os.read(fd, 4096).rsplit(b")", 1)[1].split()
         return fields[0], int(fields[19])
     except (OSError, ValueError, IndexError):
         return None
+    finally:
+        os.close(fd)
 
 
 def start_time(pid: int) -> Optional[int]:

@@ -15,11 +15,15 @@ With `--no-param-dir`, logs are `<output>/log.<cmd>.<dt>.<name>` and the task's 
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import socket
+import sys
 import threading
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from runner.errors import StoreError
 from runner.task import Status, Task
@@ -33,14 +37,65 @@ RUNS_DIR = os.path.join(STATE_DIR, "runs")
 HOST = socket.gethostname()
 
 
-def write_json(path: str, data: Any, indent: Optional[int] = 4, sort_keys: bool = True) -> None:
-    """Write JSON so that a reader sees the old file or the new one, never half of one."""
+def _load_renameat2() -> Optional[Callable[[str, str], int]]:
+    """`renameat2(..., RENAME_EXCHANGE)` from the C library (Linux), or None."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        function = libc.renameat2
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                         ctypes.c_uint]
+
+    def exchange(a: str, b: str) -> int:
+        if function(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE):
+            return ctypes.get_errno()
+        return 0
+
+    return exchange
+
+
+_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+_exchange = _load_renameat2() if sys.platform.startswith("linux") else None
+
+
+def _install(tmp: str, path: str) -> None:
+    """Put the finished file `tmp` in place of `path` in one atomic step.
+
+    Where the file system supports it, the two are exchanged and the old one is unlinked: a
+    plain rename over an existing file makes ext4 start writing the new file's data at once
+    (auto_da_alloc), which costs far more than the whole rest of a task's bookkeeping.
+    """
+    global _exchange
+    if _exchange is not None:
+        error = _exchange(tmp, path)
+        if error == 0:
+            os.unlink(tmp)
+            return
+        if error == errno.ENOENT:  # nothing to exchange with yet
+            os.rename(tmp, path)
+            return
+        if error in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP):
+            _exchange = None  # this file system (NFS, ...) cannot: rename as usual from now on
+        else:
+            raise OSError(error, os.strerror(error), path)
+    os.replace(tmp, path)
+
+
+def write_atomic(path: str, data: bytes) -> None:
+    """Replace `path` so that a reader sees the old content or the new, never half of either."""
     tmp = f"{path}.tmp.{os.getpid()}.{threading.get_ident()}"
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=indent, sort_keys=sort_keys, default=str)
-            f.write("\n")
-        os.replace(tmp, path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+        finally:
+            os.close(fd)
+        _install(tmp, path)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -49,14 +104,42 @@ def write_json(path: str, data: Any, indent: Optional[int] = 4, sort_keys: bool 
         raise
 
 
+def write_json(path: str, data: Any, indent: Optional[int] = 4, sort_keys: bool = True) -> None:
+    """Write a JSON file atomically (see `write_atomic`)."""
+    text = json.dumps(data, indent=indent, sort_keys=sort_keys, default=str) + "\n"
+    write_atomic(path, text.encode())
+
+
+def encode_state(state: Dict[str, Any]) -> bytes:
+    """`stat.json`'s text: one line per command, in the order the commands ran."""
+    dumps = json.dumps
+    lines = [f"    {dumps(name)}: {dumps(entry, default=str)}" for name, entry in state.items()]
+    return ("{\n" + ",\n".join(lines) + "\n}\n").encode() if lines else b"{}\n"
+
+
+def read_bytes(path: str) -> Optional[bytes]:
+    """The file's bytes, or None when it does not exist."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
 def read_json(path: str) -> Optional[Any]:
     """The parsed file, or None when it does not exist."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except FileNotFoundError:
+    data = read_bytes(path)
+    if data is None:
         return None
-    except NotADirectoryError:
+    if not data.strip():  # what a power cut can leave of a file written just before it
         return None
     try:
         return json.loads(data)
@@ -114,7 +197,12 @@ class Store:
     def lock(self, task: Task) -> "TaskLock":
         """The task's lock (not yet acquired); creates the task's directory."""
         paths = self.paths(task.name)
-        os.makedirs(paths.dir, exist_ok=True)
+        try:
+            os.mkdir(paths.dir)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            os.makedirs(paths.dir, exist_ok=True)
         return TaskLock(paths.lock)
 
     def read_state(self, task: Task) -> Dict[str, Any]:
@@ -122,12 +210,12 @@ class Store:
         return self.read_stat(task.name)
 
     def write_state(self, task: Task, state: Dict[str, Any]) -> None:
-        write_json(self.paths(task.name).stat, state, sort_keys=False)
+        write_atomic(self.paths(task.name).stat, encode_state(state))
 
     def write_params(self, task: Task, command_lines: Dict[str, str]) -> None:
         """`param.json`: the params and `_commands`, keeping other commands' earlier lines."""
         path = self.paths(task.name).param
-        old = read_json(path) if os.path.exists(path) else None
+        old = read_json(path)
         lines = dict(old.get("_commands", {})) if isinstance(old, dict) else {}
         lines.update(command_lines)
         write_json(path, {**task.params, "_commands": lines})
@@ -196,28 +284,41 @@ def load_task_table(path: str) -> Dict[str, Any]:
 
 
 class TaskLock:
-    """The per-task lock that keeps two invocations from running one task at the same time."""
+    """The per-task lock that keeps two invocations from running one task at the same time.
+
+    An exclusive `flock` on a file of the task's own, held through an open descriptor: the
+    kernel drops it when the holder dies, however it dies, so a crash never leaves a task locked.
+    (Linux emulates `flock` with POSIX locks on NFS, so it holds across cluster nodes too.)
+    """
 
     def __init__(self, path: str):
-        from filelock import FileLock
+        self.path = path
+        self._fd: Optional[int] = None
 
-        self._lock = FileLock(path, thread_local=False)
-
-    def try_acquire(self, timeout: float = 0) -> bool:
-        from filelock import Timeout
-
-        try:
-            self._lock.acquire(timeout=timeout, poll_interval=0.05)
-            return True
-        except Timeout:
-            return False
+    def try_acquire(self, timeout: float = 0, poll: float = 0.05) -> bool:
+        """Take the lock, waiting up to `timeout` seconds; False if another holder keeps it."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._fd = fd
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(poll)
 
     def release(self) -> None:
-        self._lock.release()
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
 
     @property
     def held(self) -> bool:
-        return self._lock.is_locked
+        return self._fd is not None
 
 
 def summarize_commands(stat: Dict[str, Any], commands: List[str]) -> Status:

@@ -1,0 +1,86 @@
+"""The store's guarantees: atomic files, locks that die with their holder, what counts as done."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+import runner.store as store
+from runner.store import TaskLock, encode_state, is_done, read_json, write_atomic, write_json
+
+
+def test_write_atomic_replaces_and_leaves_no_temporary_files(tmp_path):
+    path = tmp_path / "stat.json"
+    write_atomic(str(path), b"one")
+    write_atomic(str(path), b"two")
+    assert path.read_bytes() == b"two"
+    assert os.listdir(tmp_path) == ["stat.json"]
+
+
+def test_write_atomic_falls_back_where_exchange_is_unsupported(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(store, "_exchange", lambda a, b: calls.append(b) or errno.EINVAL)
+    path = tmp_path / "x.json"
+    write_atomic(str(path), b"1")
+    write_atomic(str(path), b"2")
+    assert path.read_bytes() == b"2" and os.listdir(tmp_path) == ["x.json"]
+    assert len(calls) == 1 and store._exchange is None  # tried once, then renames as usual
+
+
+def test_state_file_is_one_line_per_command_and_valid_json(tmp_path):
+    state = {"train": {"code": 0, "status": "done"}, "test": {"code": 1, "status": "failed"}}
+    text = encode_state(state).decode()
+    assert json.loads(text) == state and list(json.loads(text)) == ["train", "test"]
+    assert text.splitlines()[1] == '    "train": {"code": 0, "status": "done"},'
+    write_json(str(tmp_path / "p.json"), {"b": 1, "a": [1, 2]})
+    assert (tmp_path / "p.json").read_text() == (
+        '{\n    "a": [\n        1,\n        2\n    ],\n    "b": 1\n}\n')
+
+
+def test_empty_file_reads_as_missing_and_garbage_is_an_error(tmp_path):
+    (tmp_path / "empty.json").write_text("")
+    assert read_json(str(tmp_path / "empty.json")) is None
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(store.StoreError, match="bad.json: not valid JSON"):
+        read_json(str(tmp_path / "bad.json"))
+
+
+@pytest.mark.parametrize("entry, done", [
+    ({"code": 0}, True), ({"code": 0, "status": "done"}, True), ({"code": 1}, False),
+    ({"code": 1, "status": "running"}, False), ({"code": 0, "status": "running"}, False),
+    (None, False), ({}, False)])
+def test_only_a_recorded_success_is_done(entry, done):
+    assert is_done(entry) is done
+
+
+def test_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
+    path = str(tmp_path / ".lock")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from runner.store import TaskLock; "
+         f"l = TaskLock({path!r}); assert l.try_acquire(); print('held', flush=True); "
+         "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    lock = TaskLock(path)
+    assert not lock.try_acquire()
+    assert not lock.try_acquire(timeout=0.1)
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    holder.stdout.close()
+    assert lock.try_acquire(timeout=5)
+    assert lock.held
+    lock.release()
+    assert not lock.held
+
+
+def test_lock_is_not_inherited_by_commands(tmp_path):
+    lock = TaskLock(str(tmp_path / ".lock"))
+    assert lock.try_acquire()
+    child = subprocess.run(["ls", "-l", "/proc/self/fd"], capture_output=True, text=True)
+    assert ".lock" not in child.stdout
+    lock.release()
