@@ -110,7 +110,8 @@ def parse_yaml_documents(text: str, path: str) -> List[Tuple[Any, Any]]:
     try:
         while loader.check_node():
             node = loader.get_node()
-            _check_duplicate_keys(node, _Where(path))
+            if node is not None:
+                _check_duplicate_keys(node, _Where(path))
             docs.append((loader.construct_document(node), node))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
@@ -124,22 +125,23 @@ def parse_yaml_documents(text: str, path: str) -> List[Tuple[Any, Any]]:
 
 def _check_duplicate_keys(node: Any, where: _Where) -> None:
     """PyYAML keeps the last of two equal keys silently; we refuse them."""
-    if node is None:
-        return
-    if node.id == "mapping":
-        seen = {}
-        for key_node, value_node in node.value:
-            key = getattr(key_node, "value", None)
-            if isinstance(key, str):
-                if key in seen and key != "<<":
-                    raise ConfigError(
-                        f"{where(key_node, key=key)}appears twice in one mapping (first on line "
-                        f"{seen[key] + 1}); keep one")
-                seen[key] = key_node.start_mark.line
-            _check_duplicate_keys(value_node, where)
-    elif node.id == "sequence":
-        for item in node.value:
-            _check_duplicate_keys(item, where)
+    stack = [node]
+    while stack:
+        node = stack.pop()
+        if node.id == "mapping":
+            seen: Dict[str, int] = {}
+            for key_node, value_node in node.value:
+                key = getattr(key_node, "value", None)
+                if isinstance(key, str):
+                    if key in seen and key != "<<":
+                        raise ConfigError(
+                            f"{where(key_node, key=key)}appears twice in one mapping (first on "
+                            f"line {seen[key] + 1}); keep one")
+                    seen[key] = key_node.start_mark.line
+                if value_node.id != "scalar":
+                    stack.append(value_node)
+        elif node.id == "sequence":
+            stack.extend(item for item in node.value if item.id != "scalar")
 
 
 def _key_nodes(node: Any) -> Dict[Any, Any]:

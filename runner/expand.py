@@ -184,6 +184,14 @@ class _Expander:
         if not has_packs:
             self.all_params.update(dict.fromkeys(keys + [k for k, _ in defaults]))
         prefix = self.output + os.sep
+        bound = None
+        if not has_packs:  # every task's values come from the document: pre-render them
+            columns = dict(zip(keys, values))
+            constants = {**dict(defaults), "_datetime": self.datetime}
+            bound = {command: template.bind(columns, constants, ("_name", "_output"))
+                     for command, template in self.templates.items()}
+            if None in bound.values():
+                bound = None  # a missing or unusable value: render task by task to report it
         tasks = []
         for combo in combos:
             params = {k: vs[i] for k, vs, i in zip(keys, values, combo)}
@@ -214,8 +222,9 @@ class _Expander:
             params["_name"] = name
             params["_output"] = self.output if self.no_param_dir else prefix + name
             params["_datetime"] = self.datetime
-            tasks.append(Task(name, params, self._render(name, params), document.index,
-                              document.title, settings))
+            commands = ({command: b.render(combo, params) for command, b in bound.items()}
+                        if bound is not None else self._render(name, params))
+            tasks.append(Task(name, params, commands, document.index, document.title, settings))
         return tasks
 
     def _settings(self, name: str, params: Dict[str, Any]) -> Dict[str, Any]:

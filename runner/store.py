@@ -190,7 +190,9 @@ class Store:
         return TaskPaths(self.output, name, self.no_param_dir)
 
     def read_stat(self, name: str) -> Dict[str, Any]:
-        return read_json(self.paths(name).stat) or {}
+        if self.no_param_dir:
+            return read_json(self.paths(name).stat) or {}
+        return read_json(f"{self.output}{os.sep}{name}{os.sep}{STAT_FILE}") or {}
 
     # -- what the executor uses ---------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
 _TOKEN = re.compile(
@@ -84,6 +84,65 @@ class Template:
                     cache[key] = text
             out.append(text)
         return "".join(out)
+
+
+    def bind(self, columns: Mapping[str, Sequence[Any]], constants: Mapping[str, Any],
+             per_task: Sequence[str]) -> Optional["BoundTemplate"]:
+        """Pre-render every value a document can give each placeholder.
+
+        `columns` maps a param to the document's candidate values (a task picks one by index),
+        `constants` maps params every task shares to their value, and `per_task` names params
+        known only per task. None when some placeholder has no source or a value cannot be
+        rendered: then `render` finds and reports the problem task by task.
+        """
+        order = {key: i for i, key in enumerate(columns)}
+        fields: List[Tuple[int, Any]] = []  # (column, rendered texts) | (-1, text) | (-2, name)
+        parts = []
+        try:
+            for kind, payload in self.segments:
+                if kind == LITERAL:
+                    parts.append(payload.replace("{", "{{").replace("}", "}}"))
+                    continue
+                parts.append("{}")
+                if payload in order:
+                    fields.append((order[payload], [self._render_one(kind, payload, v)
+                                                    for v in columns[payload]]))
+                elif payload in constants:
+                    fields.append((-1, self._render_one(kind, payload, constants[payload])))
+                elif payload in per_task:
+                    fields.append((-2, (kind, payload)))
+                else:
+                    return None
+        except RenderError:
+            return None
+        return BoundTemplate(self, "".join(parts), fields)
+
+    def _render_one(self, kind: int, name: str, value: Any) -> str:
+        if kind == VALUE:
+            return render_value(name, value)
+        return render_flag(name, value, self.aliases)
+
+
+class BoundTemplate:
+    """A template bound to one document's values: rendering a task is one `str.format`."""
+
+    __slots__ = ("template", "format", "fields")
+
+    def __init__(self, template: Template, format_string: str, fields: List[Tuple[int, Any]]):
+        self.template = template
+        self.format = format_string.format
+        self.fields = fields
+
+    def render(self, combo: Sequence[int], params: Mapping[str, Any]) -> str:
+        args = []
+        for column, texts in self.fields:
+            if column >= 0:
+                args.append(texts[combo[column]])
+            elif column == -1:
+                args.append(texts)
+            else:
+                args.append(self.template._render_one(texts[0], texts[1], params[texts[1]]))
+        return self.format(*args)
 
 
 def render_value(name: str, value: Any) -> str:

@@ -68,7 +68,8 @@ class Console(Events):
 
     def command_ended(self, task: Task, slot: Slot, result: CommandResult) -> None:
         if result.status is Status.DONE:
-            line = f"{_clock()} done   {task.name} {result.command} ({result.duration:.1f} s)"
+            line = (f"{_clock()} done   {task.name} {result.command} on {slot} "
+                    f"({result.duration:.1f} s)  log: {result.log}")
         else:
             line = (f"{_clock()} {result.status.value.upper():<6} {task.name} {result.command} "
                     f"{_how(result)} on {slot}  log: {result.log}")
