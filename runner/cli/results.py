@@ -1,0 +1,105 @@
+"""`run results -o output [--csv FILE | --json FILE] [--sort COL] [--columns COL ...]`:
+every task's params, state, timings and metrics as one table."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from typing import Any, List
+
+from runner.cli.common import EXIT_OK, ArgumentParser, command
+
+
+def make_parser() -> ArgumentParser:
+    parser = ArgumentParser(prog="run results", description=__doc__.splitlines()[0].split(": ")[-1]
+                            + " every task's params, state, timings and metrics as one table")
+    parser.add_argument("-o", "--output", default="output", metavar="DIR",
+                        help="output directory (default: output)")
+    out = parser.add_mutually_exclusive_group()
+    out.add_argument("--csv", metavar="FILE", help="write CSV to FILE ('-' for stdout)")
+    out.add_argument("--json", metavar="FILE", help="write JSON records to FILE ('-' for stdout)")
+    parser.add_argument("--sort", metavar="COL", help="sort rows by this column")
+    parser.add_argument("--columns", nargs="+", metavar="COL",
+                        help="show only these columns (default: params, _state, _runtime, "
+                             "metrics)")
+    parser.add_argument("--all", action="store_true", help="show every column in the table")
+    return parser
+
+
+@command
+def main(argv: List[str]) -> int:
+    from runner.errors import UsageError
+    from runner.results import collect_rows, table_columns
+
+    args = make_parser().parse_args(argv)
+    rows = collect_rows(args.output)
+    columns = table_columns(rows)
+    records = [r.as_dict() for r in rows]
+    if args.columns:
+        unknown = [c for c in args.columns if c not in columns]
+        if unknown:
+            raise UsageError(f"--columns {unknown[0]}: no such column; columns are "
+                             f"{', '.join(columns)}")
+        shown = list(args.columns)
+    elif args.all or args.csv or args.json:
+        shown = columns
+    else:
+        shown = [c for c in columns if not c.startswith("_")]
+        shown[len(rows[0].params) if rows else 0:0] = ["_name", "_state", "_runtime"]
+    if args.sort:
+        if args.sort not in columns:
+            raise UsageError(f"--sort {args.sort}: no such column; columns are "
+                             f"{', '.join(columns)}")
+        records.sort(key=lambda r: _sort_key(r.get(args.sort)))
+    if args.json:
+        _write(args.json, json.dumps([{c: r.get(c) for c in shown} for r in records], indent=2,
+                                     default=str) + "\n")
+    elif args.csv:
+        with _open(args.csv) as f:
+            writer = csv.DictWriter(f, fieldnames=shown, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(records)
+    else:
+        table = [shown] + [[_cell(r.get(c)) for c in shown] for r in records]
+        widths = [max(len(row[i]) for row in table) for i in range(len(shown))]
+        for row in table:
+            sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+        sys.stdout.write(f"{len(records)} tasks\n")
+    return EXIT_OK
+
+
+def _sort_key(value: Any):
+    """Numbers before strings before missing values, so mixed columns still sort."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return (1, str(value)) if value is not None else (2, "")
+    return (0, value)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        text = repr(value)
+        return text if len(text) <= 10 else f"{value:.6g}"
+    return str(value)
+
+
+class _open:
+    """A file for writing, or stdout for '-'."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def __enter__(self):
+        self.file = sys.stdout if self.path == "-" else open(self.path, "w", newline="")
+        return self.file
+
+    def __exit__(self, *exc):
+        if self.file is not sys.stdout:
+            self.file.close()
+
+
+def _write(path: str, text: str) -> None:
+    with _open(path) as f:
+        f.write(text)
