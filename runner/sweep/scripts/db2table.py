@@ -60,57 +60,58 @@ def _is_number(val: Any) -> bool:
     return isinstance(val, numbers.Number) and not isinstance(val, bool)
 
 
-def _align(cells: list[str], numeric: bool, width: int) -> list[str]:
-    if not numeric:
-        return [cell.ljust(width) for cell in cells]
-    ints = [cell.split(".")[0] if "." in cell else cell for cell in cells]
-    fracs = [cell[len(head):] for cell, head in zip(cells, ints)]
-    iw, fw = max(map(len, ints), default=0), max(map(len, fracs), default=0)
-    return [(head.rjust(iw) + frac.ljust(fw)).rjust(width) for head, frac in zip(ints, fracs)]
+def _decimal_align(cells: list[str]) -> list[str]:
+    """Number cells padded so that their decimal points line up."""
+    heads = [cell.split(".")[0] for cell in cells]
+    fracs = [cell[len(head):] for cell, head in zip(cells, heads)]
+    hw, fw = max(map(len, heads), default=0), max(map(len, fracs), default=0)
+    return [head.rjust(hw) + frac.ljust(fw) if cell else "" for cell, head, frac in zip(cells, heads, fracs)]
 
 
 def make_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
-    """A text table in one of BUILTIN_FORMATS; numbers right-aligned (at the decimal point)."""
+    """A text table in one of BUILTIN_FORMATS, laid out like tabulate's (numbers at the decimal point)."""
     cols = list(zip(*rows)) if rows else [()] * len(headers)
-    texts = [[_cell(val) for val in col] for col in cols]
     numeric = [bool(col) and all(_is_number(v) or v is None for v in col) for col in cols]
-    if fmt == "tsv":
-        return "\n".join("\t".join(line) for line in [list(map(str, headers)), *zip(*texts)])
-    pad = 2 if fmt in ("grid", "pipe", "orgtbl", "psql") else 0
-    widths = [max([len(str(h)), *map(len, t)]) for h, t in zip(headers, texts)]
-    if fmt == "pipe":
-        widths = [max(w, 3 - pad) for w in widths]
-    aligned = [_align(t, num, w) for t, num, w in zip(texts, numeric, widths)]
+    texts = [[_cell(val) for val in col] for col in cols]
+    texts = [_decimal_align(t) if num else t for t, num in zip(texts, numeric)]
+    if fmt == "rst":
+        headers = [h if str(h) else ".." for h in headers]
+    widths = [max([len(str(h)) + 2, *map(len, t)]) for h, t in zip(headers, texts)]
+    aligned = [[c.rjust(w) if num else c.ljust(w) for c in t] for t, num, w in zip(texts, numeric, widths)]
     head = [str(h).rjust(w) if num else str(h).ljust(w) for h, num, w in zip(headers, numeric, widths)]
-    body = [list(line) for line in zip(*aligned)] if rows else []
+    body = [list(cells) for cells in zip(*aligned)] if rows else []
 
-    def line(cells: Sequence[str], sep: str, left: str = "", right: str = "") -> str:
-        text = left + sep.join(cells) + right
-        return text if left else text.rstrip()
+    def open_line(cells: Sequence[str], sep: str = "  ") -> str:
+        return sep.join(cells).rstrip()
 
-    def rule(char: str, sep: str, left: str, right: str) -> str:
+    def boxed_line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(cells) + " |"
+
+    def rule(char: str, sep: str, left: str, right: str, pad: int) -> str:
         return left + sep.join(char * (w + pad) for w in widths) + right
 
     if fmt == "plain":
-        return "\n".join(line(c, "  ") for c in [head, *body])
+        return "\n".join(open_line(c) for c in [head, *body])
+    if fmt == "tsv":
+        return "\n".join(open_line(c, "\t") for c in [head, *body])
     if fmt == "simple":
-        return "\n".join([line(head, "  "), rule("-", "  ", "", ""), *(line(c, "  ") for c in body)])
+        return "\n".join([open_line(head), rule("-", "  ", "", "", 0), *map(open_line, body)])
     if fmt == "rst":
-        edge = rule("=", "  ", "", "")
-        return "\n".join([edge, line(head, "  "), edge, *(line(c, "  ") for c in body), edge])
+        edge = rule("=", "  ", "", "", 0)
+        return "\n".join([edge, open_line(head), edge, *map(open_line, body), edge])
     if fmt == "grid":
-        out = [rule("-", "+", "+", "+"), line(head, " | ", "| ", " |"), rule("=", "+", "+", "+")]
+        out = [rule("-", "+", "+", "+", 2), boxed_line(head), rule("=", "+", "+", "+", 2)]
         for cells in body:
-            out += [line(cells, " | ", "| ", " |"), rule("-", "+", "+", "+")]
-        return "\n".join(out if body else out[:2] + [rule("-", "+", "+", "+")])
+            out += [boxed_line(cells), rule("-", "+", "+", "+", 2)]
+        return "\n".join(out if body else [*out, rule("-", "+", "+", "+", 2)])
     if fmt == "pipe":
         marks = [("-" * (w + 1) + ":") if num else (":" + "-" * (w + 1)) for w, num in zip(widths, numeric)]
-        return "\n".join([line(head, " | ", "| ", " |"), "|" + "|".join(marks) + "|", *(line(c, " | ", "| ", " |") for c in body)])
+        return "\n".join([boxed_line(head), "|" + "|".join(marks) + "|", *map(boxed_line, body)])
     if fmt == "orgtbl":
-        return "\n".join([line(head, " | ", "| ", " |"), rule("-", "+", "|", "|"), *(line(c, " | ", "| ", " |") for c in body)])
+        return "\n".join([boxed_line(head), rule("-", "+", "|", "|", 2), *map(boxed_line, body)])
     if fmt == "psql":
-        edge = rule("-", "+", "+", "+")
-        return "\n".join([edge, line(head, " | ", "| ", " |"), rule("-", "+", "|", "|"), *(line(c, " | ", "| ", " |") for c in body), edge])
+        edge = rule("-", "+", "+", "+", 2)
+        return "\n".join([edge, boxed_line(head), rule("-", "+", "|", "|", 2), *map(boxed_line, body), edge])
     raise SweepValueError(f"unknown table format {fmt!r}")
 
 
