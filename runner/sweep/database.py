@@ -28,12 +28,13 @@ _FORMATS = ("pickle", "json")
 _UUID_DIR = re.compile(r"(([0-9a-z]+)-){4}([0-9a-z]+)")
 
 
-def make_frame(rows: Sequence[Mapping], columns: Sequence | None = None, fill_value: Any = FILL_VALUE) -> pd.DataFrame:
-    """An object-dtype DataFrame of `rows`; a key a row lacks, or an NA value, is `fill_value`."""
-    if columns is None:
-        columns = list({key: None for row in rows for key in row})
-    data = {col: fill_na((row.get(col, fill_value) for row in rows), fill_value) for col in columns}
-    return pd.DataFrame(data, columns=list(columns), dtype=object)
+def object_frame(data: dict, columns: Sequence, index: Any = None) -> pd.DataFrame:
+    """A DataFrame of object dtype with an object-dtype column index.
+
+    pandas 3 would make the column labels a str-dtype Index, whose pickle pandas 2 cannot load;
+    an object Index keeps databases readable by psweep users on pandas 2.
+    """
+    return pd.DataFrame(data, columns=pd.Index(list(columns), dtype=object), index=index, dtype=object)
 
 
 def append_rows(df: pd.DataFrame, rows: Sequence[Mapping], fill_value: Any = FILL_VALUE) -> pd.DataFrame:
@@ -54,7 +55,7 @@ def append_rows(df: pd.DataFrame, rows: Sequence[Mapping], fill_value: Any = FIL
     for col in columns:
         head = old[col] if col in old else [fill_value] * len(df)
         data[col] = fill_na(list(head) + [row.get(col, fill_value) for row in rows], fill_value)
-    return pd.DataFrame(data, columns=columns, dtype=object)
+    return object_frame(data, columns)
 
 
 def df_to_json(df: pd.DataFrame, **kwds: Any) -> str | None:
@@ -220,7 +221,7 @@ def df_ensure_dtypes(df: pd.DataFrame, fill_value: Any = FILL_VALUE) -> pd.DataF
     Values keep their types (psweep let pandas infer and convert them per column).
     """
     data = {col: fill_na(df[col].to_numpy(dtype=object), fill_value) for col in df.columns}
-    return pd.DataFrame(data, columns=df.columns, index=df.index, dtype=object)
+    return object_frame(data, df.columns, index=df.index)
 
 
 def check_calc_dir(calc_dir: str, df: pd.DataFrame) -> dict[str, set]:

@@ -12,7 +12,15 @@ import pandas as pd
 
 from runner.sweep import journal
 from runner.sweep.call import CAPTURE_LOGS_MODES, PsetCall
-from runner.sweep.database import CALC_DIR, DATABASE_BASENAME, append_rows, df_read, df_update_pset_cols, df_write
+from runner.sweep.database import (
+    CALC_DIR,
+    DATABASE_BASENAME,
+    append_rows,
+    df_read,
+    df_update_pset_cols,
+    df_write,
+    object_frame,
+)
 from runner.sweep.errors import SweepFileExistsError, SweepValueError, SweepWarning
 from runner.sweep.execution import check_modes, map_psets
 from runner.sweep.git import git_enter, git_exit
@@ -153,7 +161,7 @@ def run(
         calc_dir = setup_simulate_dir(calc_dir, database_basename)
     database_fn = os.path.join(calc_dir, database_basename)
     if df is None:
-        df = df_read(database_fn).astype(object) if os.path.exists(database_fn) else pd.DataFrame(dtype=object)
+        df = df_read(database_fn).astype(object) if os.path.exists(database_fn) else object_frame({}, [])
 
     if backup and len(df) > 0:
         backup_calc_dir(calc_dir, df)

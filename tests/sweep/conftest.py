@@ -3,11 +3,13 @@
 psweep 0.16 is installed from PyPI with `pip install --target` into pytest's cache folder (once),
 not into the environment: its wheel ships console scripts named like ours (psweep-db2json,
 psweep-db2table, psweep-checkdir), so installing both into one environment overwrites one set.
+A second target pairs psweep with pandas 2, on which most psweep databases were written.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 import warnings
@@ -30,14 +32,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 @pytest.fixture(scope="session")
 def psweep016(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
     """The real psweep 0.16 module, imported from a private --target install."""
-    cache = getattr(request.config, "cache", None)
-    target = cache.mkdir(f"psweep-{PSWEEP_VERSION}") if cache else tmp_path_factory.mktemp("psweep")
-    if not (Path(target) / "psweep" / "__init__.py").exists():
-        subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-             "--target", str(target), f"psweep=={PSWEEP_VERSION}"],
-            check=True,
-        )
+    target = _pip_target(request, tmp_path_factory, f"psweep-{PSWEEP_VERSION}", [f"psweep=={PSWEEP_VERSION}"])
     sys.path.insert(0, str(target))
     try:
         with warnings.catch_warnings():  # psweep's import calls warnings.simplefilter("default")
@@ -46,6 +41,36 @@ def psweep016(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
         sys.path.remove(str(target))
     assert module.__version__ == PSWEEP_VERSION, module.__file__
     return module
+
+
+def _pip_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str,
+                reqs: list[str]) -> Path:
+    """`pip install --target` of `reqs` (no dependencies) into pytest's cache, once."""
+    cache = getattr(request.config, "cache", None)
+    target = Path(cache.mkdir(name) if cache else tmp_path_factory.mktemp(name))
+    if not (target / ".complete").exists():
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
+             "--upgrade", "--target", str(target), *reqs],
+            check=True,
+        )
+        (target / ".complete").write_text(" ".join(reqs))
+    return target
+
+
+@pytest.fixture(scope="session")
+def psweep016_pandas2(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable:
+    """Run Python code in a subprocess where psweep 0.16 runs on pandas 2 (the common psweep setup)."""
+    target = _pip_target(request, tmp_path_factory, f"psweep-{PSWEEP_VERSION}-pandas2",
+                         [f"psweep=={PSWEEP_VERSION}", "pandas>=2.2,<3", "pytz"])
+
+    def run_code(code: str, cwd: Path) -> str:
+        env = {**os.environ, "PYTHONPATH": str(target)}
+        res = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True)
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+
+    return run_code
 
 
 @pytest.fixture
