@@ -38,12 +38,12 @@ def fullpath(path: str) -> str:
     return os.path.abspath(os.path.expanduser(path))
 
 
-def is_seq(obj: Any) -> bool:
+def is_seq(seq: Any) -> bool:
     """True for iterables other than str, dict and file objects."""
-    if isinstance(obj, (str, dict, IOBase)):
+    if isinstance(seq, (str, dict, IOBase)):
         return False
     try:
-        iter(obj)
+        iter(seq)
     except TypeError:
         return False
     return True

@@ -209,3 +209,43 @@ def test_databases_cross_pandas_major_versions(psweep016_pandas2, workdir):
     assert out["columns"] == list(ours.columns) and out["dtypes"] == ["object"] and out["index"] == "RangeIndex"
     assert out["rehash"][:8] == ours._pset_hash.tolist()[:8]
     assert out["c"][-1] == "<NA>" and out["n"] == 10
+
+
+SIGNATURE_NAMES = [
+    "plist", "pgrid", "itr2params", "stargrid", "merge_dicts", "filter_params_unique", "filter_params_dup_hash",
+    "intspace", "logspace", "run", "df_read", "df_write", "df_to_json", "df_print", "df_filter_conds",
+    "filter_cols", "df_extract_dicts", "df_extract_params", "df_extract_row", "df_extract_pset",
+    "df_update_pset_hash", "df_update_pset_cols", "df_ensure_dtypes", "check_calc_dir", "prep_batch",
+    "FileTemplate", "Machine", "gather_calc_templates", "gather_machines", "system", "makedirs", "fullpath",
+    "itr", "is_seq", "flatten", "flatten_dict", "file_write", "file_read", "pickle_write", "pickle_read",
+    "json_write", "json_read", "get_uuid", "get_many_uuids", "git_clean", "in_git_repo", "git_enter",
+    "git_exit", "func_wrapper", "capture_logs_wrapper",
+]
+
+
+def _params(obj):
+    import inspect
+
+    sig = inspect.signature(obj)
+    # () and [] as defaults behave the same (we avoid mutable defaults)
+    return [(p.name, p.kind, "[]" if p.default == () else repr(p.default)) for p in sig.parameters.values()]
+
+
+@pytest.mark.parametrize("name", SIGNATURE_NAMES)
+def test_signatures_accept_psweep_calls(psweep016, name):
+    """Every parameter of psweep's function exists here, of the same kind and default, in order."""
+    import inspect
+
+    theirs = _params(getattr(psweep016, name))
+    ours = _params(getattr(ps, name))
+    if name == "pgrid":  # psweep: pgrid(plists) wrapped by @itr, called as pgrid(a, b) or pgrid([a, b])
+        assert ours == [("plists", inspect.Parameter.VAR_POSITIONAL, repr(inspect.Parameter.empty))]
+        return
+    assert ours[: len(theirs)] == theirs
+    assert all(kind == inspect.Parameter.KEYWORD_ONLY for _, kind, _ in ours[len(theirs):])
+
+
+def test_constants_same_as_psweep(psweep016):
+    for name in ("CALC_DIR", "DATABASE_BASENAME", "PSET_HASH_ALG", "PANDAS_DEFAULT_ORIENT", "PANDAS_TIME_UNIT"):
+        assert getattr(ps, name) == getattr(psweep016, name)
+    assert ps.FILL_VALUE is psweep016.FILL_VALUE
