@@ -10,11 +10,12 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from functools import partial
 from io import StringIO
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from runner.sweep.database import PANDAS_TIME_UNIT, make_print_text
+from runner.sweep.database import make_print_text
 from runner.sweep.errors import SweepValueError
 from runner.sweep.fileio import file_write, pickle_write
 from runner.sweep.helpers import is_seq, makedirs
@@ -30,7 +31,7 @@ TMPSAVE_DIRNAME = "tmpsave"
 
 def _call_checked(func: Callable, pset: dict) -> Mapping:
     result = func(pset)
-    if not isinstance(result, Mapping):
+    if type(result) is not dict and not isinstance(result, Mapping):
         raise TypeError(
             f"func must return a dict (the row is pset.update(func(pset))), "
             f"got {type(result).__name__}: {result!r:.200}"
@@ -56,8 +57,7 @@ def func_wrapper(
     missing = [key for key in ("_pset_id", "_run_id", "_calc_dir") if key not in pset]
     if missing:
         raise SweepValueError(f"func_wrapper needs a pset with book-keeping fields; missing {missing}")
-    start = time.time()
-    pset.update(_time_utc=pd.Timestamp(start, unit=PANDAS_TIME_UNIT), _exec_host=platform.node())
+    pset.update(_time_utc=pd.Timestamp(time.time_ns()), _exec_host=platform.node())
     if verbose:
         _print_row(pset, verbose)
     t0 = time.time()

@@ -13,8 +13,13 @@ NA values replaced by `fill_value`, every other value kept with its type, so `1`
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
+import pickle
+import struct
 import warnings
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping
+from typing import Any, Callable, Iterable, Sequence
 
 import joblib
 import numpy as np
@@ -59,12 +64,84 @@ def pset_hash(
         warnings.warn("skip_special_cols is deprecated, use skip_prefix_cols", DeprecationWarning, stacklevel=2)
         skip_prefix_cols = skip_special_cols
     keep = col_filter(skip_prefix_cols, skip_postfix_cols)
+    kept = {key: val for key, val in dct.items() if keep(key)}
+    fast = _fast_hash(kept, method) if _fast_hash_ok() else None
+    if fast is not None:
+        return fast
     try:
-        return joblib.hash({key: val for key, val in dct.items() if keep(key)}, hash_name=method)
+        return joblib.hash(kept, hash_name=method)
     except TypeError as ex:
         if raise_error:
             raise PsweepHashError(f"cannot hash pset {dct!r}: {ex}") from ex
         return np.nan
+
+
+# joblib.hash(obj) is the hex digest of obj pickled with protocol 3 by a pure-Python Pickler that
+# sorts dict items and does not memoize strings. For the common pset, a flat dict of str keys and
+# int/float/str/bool/None values, we write those exact bytes directly (about 20 times faster);
+# anything else goes to joblib. _fast_hash_ok() checks once that both agree on this interpreter.
+_MAX_FAST_ITEMS = 1000  # pickle writes SETITEMS in batches of 1000
+
+
+def _encode_int(val: int) -> bytes:
+    if 0 <= val <= 0xFF:
+        return b"K" + struct.pack("<B", val)
+    if 0 <= val <= 0xFFFF:
+        return b"M" + struct.pack("<H", val)
+    if -0x80000000 <= val <= 0x7FFFFFFF:
+        return b"J" + struct.pack("<i", val)
+    encoded = pickle.encode_long(val)
+    if len(encoded) < 256:
+        return b"\x8a" + struct.pack("<B", len(encoded)) + encoded
+    return b"\x8b" + struct.pack("<i", len(encoded)) + encoded
+
+
+def _encode_str(val: str) -> bytes:
+    encoded = val.encode("utf-8", "surrogatepass")
+    return b"X" + struct.pack("<I", len(encoded)) + encoded
+
+
+_ENCODERS: dict[type, Callable[[Any], bytes]] = {
+    str: _encode_str,
+    int: _encode_int,
+    float: lambda val: b"G" + struct.pack(">d", val),
+    bool: lambda val: b"\x88" if val else b"\x89",
+    type(None): lambda val: b"N",
+}
+
+
+def _fast_hash(dct: dict, method: str) -> str | None:
+    """joblib.hash(dct, hash_name=method) for flat dicts of plain values; None for anything else."""
+    if method not in ("md5", "sha1") or len(dct) > _MAX_FAST_ITEMS:
+        return None
+    parts = [b"\x80\x03}q\x00"]
+    if len(dct) > 1:
+        parts.append(b"(")
+    for key in dct:
+        if type(key) is not str:
+            return None
+    for key, val in sorted(dct.items()):
+        encode = _ENCODERS.get(type(val))
+        if encode is None:
+            return None
+        parts.append(_encode_str(key))
+        parts.append(encode(val))
+    if dct:
+        parts.append(b"u" if len(dct) > 1 else b"s")
+    parts.append(b".")
+    return hashlib.new(method, b"".join(parts), usedforsecurity=False).hexdigest()
+
+
+@functools.cache
+def _fast_hash_ok() -> bool:
+    """True if _fast_hash agrees with joblib here (checked once, on values of every plain type)."""
+    probes = [
+        {},
+        {"a": 1},
+        {"b": -2, "a": 300, "c": 70000, "d": 2**40, "e": -(2**31), "f": 2**2100, "g": 0, "h": 255, "i": 65536},
+        {"x": 2.5, "y": float("nan"), "z": -0.0, "s": "x\u00e9\ud800", "t": True, "u": False, "n": None, "e": ""},
+    ]
+    return all(_fast_hash(p, m) == joblib.hash(p, hash_name=m) for p in probes for m in ("md5", "sha1"))
 
 
 def is_na(val: Any) -> bool:
@@ -85,7 +162,17 @@ def is_na(val: Any) -> bool:
 
 def fill_na(values: Iterable, fill_value: Any = FILL_VALUE) -> list:
     """`values` with every NA replaced by `fill_value`."""
-    return [fill_value if is_na(val) else val for val in values]
+    out = []
+    append = out.append
+    for val in values:
+        kind = type(val)
+        if kind is str or kind is int or kind is bool:
+            append(val)
+        elif kind is float:
+            append(fill_value if val != val else val)
+        else:
+            append(fill_value if is_na(val) else val)
+    return out
 
 
 def union_keys(dicts: Iterable[Mapping]) -> list:

@@ -46,10 +46,22 @@ def merge_dicts(args: Sequence[dict], *, allow_dup_keys: bool = True) -> dict:
     return _merge(list(args), allow_dup_keys)
 
 
+def _merge_flat_tuple(entry: Any) -> dict | None:
+    """Fast path: merge a tuple of dicts without overlapping keys; None for anything else."""
+    if type(entry) is not tuple:
+        return None
+    merged: dict = {}
+    size = 0
+    for dct in entry:
+        if type(dct) is not dict:
+            return None
+        merged.update(dct)
+        size += len(dct)
+    return merged if len(merged) == size else None
+
+
 def _flat_dicts(entry: Any) -> Sequence[Any]:
     """The dicts of one loop entry, e.g. ({'a': 1}, ({'b': 2}, {'c': 3})) -> three dicts."""
-    if type(entry) is tuple and all(type(item) is dict for item in entry):
-        return entry
     return list(flatten(entry)) if is_seq(entry) else [entry]
 
 
@@ -60,8 +72,11 @@ def itr2params(loops: Iterable[Any]) -> list[dict]:
 
     Keys may not overlap within one pset, and all psets must have the same number of keys.
     """
-    params = [_merge(_flat_dicts(entry), allow_dup_keys=False) for entry in loops]
-    lens = {len(pset) for pset in params}
+    params = []
+    for entry in loops:
+        merged = _merge_flat_tuple(entry)
+        params.append(_merge(_flat_dicts(entry), allow_dup_keys=False) if merged is None else merged)
+    lens = set(map(len, params))
     if len(lens) > 1:
         raise SweepValueError(f"not all psets have the same number of keys ({sorted(lens)}): {params}")
     return params

@@ -119,3 +119,49 @@ def test_run_hashes_washed_psets(workdir):
     df2 = ps.run(func, params, save=False, fill_value=None)
     assert df2.b.tolist() == [None] * 3
     assert df2._pset_hash.tolist()[0] == ps.pset_hash({"a": 1, "b": None})
+
+
+def _random_value(rng):
+    kind = rng.randrange(6)
+    if kind == 0:
+        edge = [0, 1, 255, 256, 65535, 65536, 2**31 - 1, 2**31, -1, -(2**31), -(2**31) - 1, 2**64, -(2**200)]
+        return rng.choice(edge + [rng.randint(-(2**70), 2**70)])
+    if kind == 1:
+        return rng.choice([0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e-310, rng.uniform(-1e9, 1e9)])
+    if kind == 2:
+        chars = [rng.choice([rng.randrange(32, 127), rng.randrange(0x80, 0x10FFFF)]) for _ in range(rng.randrange(12))]
+        return "".join(map(chr, chars))  # surrogates included
+    if kind == 3:
+        return rng.choice([True, False])
+    if kind == 4:
+        return None
+    return "x" * rng.choice([0, 255, 256, 70000])
+
+
+def test_fast_hash_matches_joblib_on_random_psets():
+    """pset_hash writes joblib's pickle bytes itself for plain psets; it must give joblib's digest."""
+    import random
+
+    from runner.sweep.hashing import _fast_hash, _fast_hash_ok
+
+    assert _fast_hash_ok()
+    rng = random.Random(1234)
+    for _ in range(3000):
+        keys = ["".join(rng.choice("ab_\u00e9z0") for _ in range(rng.randrange(1, 4))) for _ in range(rng.randrange(0, 8))]
+        pset = {key: _random_value(rng) for key in keys}
+        for method in ("sha1", "md5"):
+            fast = _fast_hash(pset, method)
+            assert fast is not None
+            assert fast == joblib.hash(pset, hash_name=method), pset
+        assert ps.pset_hash(pset, skip_prefix_cols=False, skip_postfix_cols=False) == joblib.hash(pset, hash_name="sha1")
+
+
+def test_fast_hash_leaves_other_types_to_joblib():
+    from runner.sweep.hashing import _fast_hash
+
+    for pset in ({"a": np.int64(1)}, {"a": pd.NA}, {"a": [1]}, {1: 2}, {"a": 1.0, "b": np.float64(1.0)},
+                 {f"k{i}": i for i in range(1001)}):
+        assert _fast_hash(pset, "sha1") is None
+        got = ps.pset_hash(pset, skip_prefix_cols=False, skip_postfix_cols=False)
+        assert got == joblib.hash(pset, hash_name="sha1")
+    assert _fast_hash({"a": 1}, "sha256") is None
