@@ -35,8 +35,17 @@ def load_psweep() -> ModuleType:
     target = PEERS / f"psweep-{PSWEEP_VERSION}"
     if not (target / "psweep" / "__init__.py").exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-             f"psweep=={PSWEEP_VERSION}"],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--no-deps",
+                "--target",
+                str(target),
+                f"psweep=={PSWEEP_VERSION}",
+            ],
             check=True,
         )
     sys.path.insert(0, str(target))
@@ -107,8 +116,12 @@ def timed(func: Callable[[], None]) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeat", type=int, default=7, help="timed runs per case and library (default: 7)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=7, help="timed runs per case and library (default: 7)"
+    )
     args = parser.parse_args(argv)
 
     import pandas as pd
@@ -116,8 +129,10 @@ def main(argv: list[str] | None = None) -> int:
     import runner.sweep as ours
 
     theirs = load_psweep()
-    print(f"python {sys.version.split()[0]}, pandas {pd.__version__}, psweep {theirs.__version__}, "
-          f"runner {ours.__version__}, {os.cpu_count()} CPUs; median of {args.repeat} runs\n")
+    print(
+        f"python {sys.version.split()[0]}, pandas {pd.__version__}, psweep {theirs.__version__}, "
+        f"runner {ours.__version__}, {os.cpu_count()} CPUs; median of {args.repeat} runs\n"
+    )
     rows = []
     for title, make in CASES:
         funcs = {"psweep": make(theirs, "psweep"), "ours": make(ours, "ours")}
@@ -130,7 +145,9 @@ def main(argv: list[str] | None = None) -> int:
         med = {name: statistics.median(vals) for name, vals in times.items()}
         rows.append((title, med["psweep"], med["ours"], med["ours"] / med["psweep"]))
     width = max(len(r[0]) for r in rows)
-    print(f"{'case':<{width}}  {'psweep 0.16 [s]':>15}  {'runner.sweep [s]':>16}  {'ours/psweep':>11}")
+    print(
+        f"{'case':<{width}}  {'psweep 0.16 [s]':>15}  {'runner.sweep [s]':>16}  {'ours/psweep':>11}"
+    )
     for title, t_theirs, t_ours, ratio in rows:
         print(f"{title:<{width}}  {t_theirs:>15.4f}  {t_ours:>16.4f}  {ratio:>11.2f}")
     shutil.rmtree(WORK, ignore_errors=True)

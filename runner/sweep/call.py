@@ -6,11 +6,11 @@ import os
 import platform
 import time
 import traceback
+from collections.abc import Mapping
 from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import dataclass
 from functools import partial
 from io import StringIO
-from collections.abc import Mapping
 from typing import Any, Callable, Sequence
 
 import pandas as pd
@@ -56,7 +56,9 @@ def func_wrapper(
     """
     missing = [key for key in ("_pset_id", "_run_id", "_calc_dir") if key not in pset]
     if missing:
-        raise SweepValueError(f"func_wrapper needs a pset with book-keeping fields; missing {missing}")
+        raise SweepValueError(
+            f"func_wrapper needs a pset with book-keeping fields; missing {missing}"
+        )
     pset.update(_time_utc=pd.Timestamp(time.time_ns()), _exec_host=platform.node())
     if verbose:
         _print_row(pset, verbose)
@@ -65,7 +67,12 @@ def func_wrapper(
         pset.update(_call_checked(func, pset))
     pset["_pset_runtime"] = time.time() - t0
     if tmpsave:
-        pickle_write(os.path.join(pset["_calc_dir"], TMPSAVE_DIRNAME, pset["_run_id"], f"{pset['_pset_id']}.pk"), pset)
+        pickle_write(
+            os.path.join(
+                pset["_calc_dir"], TMPSAVE_DIRNAME, pset["_run_id"], f"{pset['_pset_id']}.pk"
+            ),
+            pset,
+        )
     if journal_dir is not None:
         write_row(journal_dir, pset)
     return pset
@@ -81,7 +88,9 @@ def _print_row(pset: dict, verbose: bool | Sequence[str]) -> None:
         raise SweepValueError(f"verbose must be a bool or a list of column names, got {verbose!r}")
 
 
-def capture_logs_wrapper(pset: dict, func: Callable, capture_logs: str, db_field: str = LOGS_COL) -> Mapping:
+def capture_logs_wrapper(
+    pset: dict, func: Callable, capture_logs: str, db_field: str = LOGS_COL
+) -> Mapping:
     """Call `func(pset)` with Python-level stdout and stderr redirected.
 
     "file": to `<calc_dir>/<pset_id>/logs.txt`; "db": to the result field `db_field`;
@@ -101,7 +110,9 @@ def capture_logs_wrapper(pset: dict, func: Callable, capture_logs: str, db_field
         if capture_logs == "db+file":
             file_write(fn, txt)
         return ret
-    raise SweepValueError(f"capture_logs={capture_logs!r} is not one of {', '.join(map(repr, CAPTURE_LOGS_MODES))}")
+    raise SweepValueError(
+        f"capture_logs={capture_logs!r} is not one of {', '.join(map(repr, CAPTURE_LOGS_MODES))}"
+    )
 
 
 def capture_failures_wrapper(pset: dict, func: Callable) -> dict:

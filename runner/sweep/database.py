@@ -34,10 +34,14 @@ def object_frame(data: dict, columns: Sequence, index: Any = None) -> pd.DataFra
     pandas 3 would make the column labels a str-dtype Index, whose pickle pandas 2 cannot load;
     an object Index keeps databases readable by psweep users on pandas 2.
     """
-    return pd.DataFrame(data, columns=pd.Index(list(columns), dtype=object), index=index, dtype=object)
+    return pd.DataFrame(
+        data, columns=pd.Index(list(columns), dtype=object), index=index, dtype=object
+    )
 
 
-def append_rows(df: pd.DataFrame, rows: Sequence[Mapping], fill_value: Any = FILL_VALUE) -> pd.DataFrame:
+def append_rows(
+    df: pd.DataFrame, rows: Sequence[Mapping], fill_value: Any = FILL_VALUE
+) -> pd.DataFrame:
     """`df` with `rows` appended: columns of `df` first, then new ones in first-seen order.
 
     Every NA (also in the old rows, and where a row lacks a column) becomes `fill_value`, like
@@ -61,7 +65,10 @@ def append_rows(df: pd.DataFrame, rows: Sequence[Mapping], fill_value: Any = FIL
 def df_to_json(df: pd.DataFrame, **kwds: Any) -> str | None:
     """`df.to_json` with defaults orient="records", ISO dates in seconds, double_precision=15."""
     for key, val in dict(
-        orient=PANDAS_DEFAULT_ORIENT, date_unit=PANDAS_TIME_UNIT, date_format="iso", double_precision=15
+        orient=PANDAS_DEFAULT_ORIENT,
+        date_unit=PANDAS_TIME_UNIT,
+        date_format="iso",
+        double_precision=15,
     ).items():
         kwds.setdefault(key, val)
     return df.to_json(**kwds)
@@ -117,7 +124,9 @@ def make_print_text(
 ) -> str:
     """The text df_print prints."""
     if special_cols is not None:
-        warnings.warn("special_cols is deprecated, use prefix_cols", DeprecationWarning, stacklevel=3)
+        warnings.warn(
+            "special_cols is deprecated, use prefix_cols", DeprecationWarning, stacklevel=3
+        )
         prefix_cols = special_cols
     prefixed = {col for col in df.columns if col.startswith("_")}
     if len(cols) > 0:
@@ -129,7 +138,9 @@ def make_print_text(
     return df[sorted(shown)].to_string(index=index)
 
 
-def df_filter_conds(df: pd.DataFrame, conds: Iterable[Sequence[bool]], op: str = "and") -> pd.DataFrame:
+def df_filter_conds(
+    df: pd.DataFrame, conds: Iterable[Sequence[bool]], op: str = "and"
+) -> pd.DataFrame:
     """Rows of `df` where the bool masks in `conds`, fused with numpy.logical_<op>, are True.
 
     `op` is "and", "or" or "xor". No conds: `df` itself.
@@ -139,7 +150,9 @@ def df_filter_conds(df: pd.DataFrame, conds: Iterable[Sequence[bool]], op: str =
         return df
     for idx, mask in enumerate(masks):
         if len(mask) != len(df):
-            raise SweepValueError(f"condition at index {idx} has length {len(mask)}, expected len(df)={len(df)}")
+            raise SweepValueError(
+                f"condition at index {idx} has length {len(mask)}, expected len(df)={len(df)}"
+            )
     if len(masks) == 1:
         return df[masks[0]]
     if op not in ("and", "or", "xor"):
@@ -149,7 +162,7 @@ def df_filter_conds(df: pd.DataFrame, conds: Iterable[Sequence[bool]], op: str =
 
 
 def filter_cols(cols: Iterable[str], kind: str = "pset") -> list[str]:
-    """Column names of one kind: "pset" (params), "pre"/"prefix" (`_name`), "post"/"postfix" (`name_`)."""
+    """Column names of one kind: "pset" (params), "pre"/"prefix" (`_x`), "post"/"postfix" (`x_`)."""
     if kind == "pset":
         keep = col_filter(True, True)
     elif kind in ("pre", "prefix"):
@@ -157,7 +170,9 @@ def filter_cols(cols: Iterable[str], kind: str = "pset") -> list[str]:
     elif kind in ("post", "postfix"):
         keep = lambda key: key.endswith("_")  # noqa: E731
     else:
-        raise SweepValueError(f"kind={kind!r} not supported; use 'pset', 'pre', 'prefix', 'post' or 'postfix'")
+        raise SweepValueError(
+            f"kind={kind!r} not supported; use 'pset', 'pre', 'prefix', 'post' or 'postfix'"
+        )
     return [col for col in cols if keep(col)]
 
 
@@ -174,7 +189,9 @@ def df_extract_params(df: pd.DataFrame, py_types: bool = False) -> list[dict]:
     return df_extract_dicts(df[filter_cols(df.columns, kind="pset")], py_types=py_types)
 
 
-def df_extract_row(df: pd.DataFrame, pset_id: str, kind: str | None = None, py_types: bool = False) -> dict:
+def df_extract_row(
+    df: pd.DataFrame, pset_id: str, kind: str | None = None, py_types: bool = False
+) -> dict:
     """The row with `_pset_id == pset_id` as a dict, optionally only columns of `kind`."""
     sel = df.loc[df._pset_id == pset_id]
     if kind is not None:
@@ -203,7 +220,7 @@ def df_update_pset_hash(df: pd.DataFrame, copy: bool = False) -> pd.DataFrame:
 def df_update_pset_cols(
     df: pd.DataFrame, pset_cols: Iterable[str], fill_value: Any = FILL_VALUE, copy: bool = False
 ) -> pd.DataFrame:
-    """Add the columns of `pset_cols` that `df` lacks, filled with `fill_value`; refresh `_pset_hash`.
+    """Add the `pset_cols` that `df` lacks, filled with `fill_value`; refresh `_pset_hash`.
 
     Unlike psweep, a column that exists already is never overwritten, and fewer `pset_cols` than
     `df` has param columns is allowed.

@@ -14,9 +14,15 @@ from runner.sweep.gpuslots import parse_gpu_slots, run_on_slots
 
 def check_modes(poolsize: int | None, dask_client: Any, gpus: Sequence | None) -> list[str] | None:
     """Validate that at most one of poolsize, dask_client, gpus is given; the parsed GPU slots."""
-    given = [name for name, val in (("poolsize", poolsize), ("dask_client", dask_client), ("gpus", gpus)) if val is not None]
+    given = [
+        name
+        for name, val in (("poolsize", poolsize), ("dask_client", dask_client), ("gpus", gpus))
+        if val is not None
+    ]
     if len(given) > 1:
-        raise SweepValueError(f"use either poolsize, dask_client or gpus, not {' and '.join(given)}")
+        raise SweepValueError(
+            f"use either poolsize, dask_client or gpus, not {' and '.join(given)}"
+        )
     return None if gpus is None else parse_gpu_slots(gpus)
 
 

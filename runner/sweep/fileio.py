@@ -6,7 +6,7 @@ import json
 import os
 import pickle
 import uuid
-from typing import Any, Callable, IO
+from typing import IO, Any, Callable
 
 from runner.sweep.helpers import makedirs
 

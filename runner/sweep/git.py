@@ -49,18 +49,21 @@ def git_enter(use_git: bool, always_commit: bool = False) -> None:
         return
     if not in_git_repo():
         if not always_commit:
-            raise SweepGitError(f"git=True but {fullpath(os.curdir)} is not in a git repo; run `git init` first")
+            raise SweepGitError(
+                f"git=True but {fullpath(os.curdir)} is not in a git repo; run `git init` first"
+            )
         _git("init")
         _commit_all(f"{COMMIT_PREFIX}: {_here()}: init")
     if not git_clean():
         if not always_commit:
             raise SweepGitError(
-                f"git=True but the work tree of {fullpath(os.curdir)} is dirty; commit or stash your changes first"
+                f"git=True but the work tree of {fullpath(os.curdir)} is dirty; "
+                "commit or stash your changes first"
             )
         _commit_all(f"{COMMIT_PREFIX}: {_here()}: local changes")
 
 
 def git_exit(use_git: bool, df: Any) -> None:
     """After a run: commit everything as `psweep: <basename of cwd>: run_id=<last _run_id>`."""
-    if use_git and not git_clean():
+    if use_git and "_run_id" in getattr(df, "columns", ()) and len(df) > 0 and not git_clean():
         _commit_all(f"{COMMIT_PREFIX}: {_here()}: run_id={df._run_id.values[-1]}")

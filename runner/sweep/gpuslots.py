@@ -46,7 +46,8 @@ def parse_gpu_slots(gpus: Sequence[Any]) -> list[str]:
         parts = [part.strip() for part in parts]
         if not parts or not all(part.isdigit() for part in parts):
             raise SweepValueError(
-                f"gpus entry {entry!r} is not a GPU index (0) or a group of indices ('2,3'); gpus={list(gpus)!r}"
+                f"gpus entry {entry!r} is not a GPU index (0) or a group of indices ('2,3'); "
+                f"gpus={list(gpus)!r}"
             )
         slots.append(",".join(str(int(part)) for part in parts))
     if not slots:
@@ -76,7 +77,7 @@ def _environ(updates: dict[str, str]) -> Iterator[None]:
 
 
 def _worker_main(conn: Connection, call: Callable[[dict], dict]) -> None:
-    """Worker loop: receive (index, pset), send back ("ok", index, row) or ("err", ...); None stops."""
+    """Worker loop: get (index, pset), send ("ok", index, row) or ("err", ...); None stops."""
     while True:
         msg = conn.recv()
         if msg is None:
@@ -103,7 +104,9 @@ class _Worker:
     @classmethod
     def start(cls, ctx: Any, slot: str, call: Callable) -> "_Worker":
         parent_conn, child_conn = ctx.Pipe()
-        proc = ctx.Process(target=_worker_main, args=(child_conn, call), name=f"sweep-gpu-{slot}", daemon=True)
+        proc = ctx.Process(
+            target=_worker_main, args=(child_conn, call), name=f"sweep-gpu-{slot}", daemon=True
+        )
         with _environ(slot_environ(slot)):
             proc.start()
         child_conn.close()
@@ -133,7 +136,10 @@ def _check_picklable(call: Any) -> None:
 
 
 def _raise_failure(worker: _Worker, pset: dict, payload: bytes | None, txt: str) -> None:
-    where = f"func failed on slot CUDA_VISIBLE_DEVICES={worker.slot} for pset _pset_id={pset.get('_pset_id')}"
+    where = (
+        f"func failed on slot CUDA_VISIBLE_DEVICES={worker.slot} "
+        f"for pset _pset_id={pset.get('_pset_id')}"
+    )
     if payload is not None:
         try:
             ex = pickle.loads(payload)
@@ -146,7 +152,10 @@ def _raise_failure(worker: _Worker, pset: dict, payload: bytes | None, txt: str)
 
 
 def run_on_slots(
-    call: Callable[[dict], dict], params: Sequence[dict], slots: Sequence[str], capture_failures: bool = False
+    call: Callable[[dict], dict],
+    params: Sequence[dict],
+    slots: Sequence[str],
+    capture_failures: bool = False,
 ) -> list[dict]:
     """Run `call` on each pset in one worker per slot; rows in the order of `params`.
 
@@ -206,7 +215,9 @@ def _receive(worker: _Worker, results: list, capture_failures: bool) -> bool:
     return True
 
 
-def _replace_dead(ctx: Any, worker: _Worker, call: Callable, results: list, capture_failures: bool) -> _Worker:
+def _replace_dead(
+    ctx: Any, worker: _Worker, call: Callable, results: list, capture_failures: bool
+) -> _Worker:
     idx, pset = worker.task
     worker.proc.join()
     txt = (

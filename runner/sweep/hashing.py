@@ -34,7 +34,9 @@ FILL_VALUE = pd.NA
 _PLAIN_TYPES = frozenset({int, str, bool, bytes, complex, type(None)})
 
 
-def col_filter(skip_prefix_cols: bool = True, skip_postfix_cols: bool = True) -> Callable[[str], bool]:
+def col_filter(
+    skip_prefix_cols: bool = True, skip_postfix_cols: bool = True
+) -> Callable[[str], bool]:
     """Predicate on field names: True for the names a pset hash includes."""
     if skip_prefix_cols and skip_postfix_cols:
         return lambda key: not (key.startswith("_") or key.endswith("_"))
@@ -61,7 +63,11 @@ def pset_hash(
     if not isinstance(dct, Mapping):
         raise SweepTypeError(f"pset_hash needs a dict, got {type(dct).__name__}: {dct!r}")
     if skip_special_cols is not None:
-        warnings.warn("skip_special_cols is deprecated, use skip_prefix_cols", DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            "skip_special_cols is deprecated, use skip_prefix_cols",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         skip_prefix_cols = skip_special_cols
     keep = col_filter(skip_prefix_cols, skip_postfix_cols)
     kept = {key: val for key, val in dct.items() if keep(key)}
@@ -138,10 +144,31 @@ def _fast_hash_ok() -> bool:
     probes = [
         {},
         {"a": 1},
-        {"b": -2, "a": 300, "c": 70000, "d": 2**40, "e": -(2**31), "f": 2**2100, "g": 0, "h": 255, "i": 65536},
-        {"x": 2.5, "y": float("nan"), "z": -0.0, "s": "x\u00e9\ud800", "t": True, "u": False, "n": None, "e": ""},
+        {
+            "b": -2,
+            "a": 300,
+            "c": 70000,
+            "d": 2**40,
+            "e": -(2**31),
+            "f": 2**2100,
+            "g": 0,
+            "h": 255,
+            "i": 65536,
+        },
+        {
+            "x": 2.5,
+            "y": float("nan"),
+            "z": -0.0,
+            "s": "x\u00e9\ud800",
+            "t": True,
+            "u": False,
+            "n": None,
+            "e": "",
+        },
     ]
-    return all(_fast_hash(p, m) == joblib.hash(p, hash_name=m) for p in probes for m in ("md5", "sha1"))
+    return all(
+        _fast_hash(p, m) == joblib.hash(p, hash_name=m) for p in probes for m in ("md5", "sha1")
+    )
 
 
 def is_na(val: Any) -> bool:
@@ -191,7 +218,9 @@ def wash_params(params: Sequence[Mapping], fill_value: Any = FILL_VALUE) -> list
     params = list(params)
     for pset in params:
         if not isinstance(pset, Mapping):
-            raise SweepTypeError(f"each pset in params must be a dict, got {type(pset).__name__}: {pset!r}")
+            raise SweepTypeError(
+                f"each pset in params must be a dict, got {type(pset).__name__}: {pset!r}"
+            )
     keys = union_keys(params)
     memo: dict = {}
     washed = []

@@ -50,7 +50,7 @@ def is_seq(seq: Any) -> bool:
 
 
 def itr(func: Callable) -> Callable:
-    """Let `func(seq)` also be called as `func(a, b, c)`; a single non-sequence `a` becomes `[a]`."""
+    """Let `func(seq)` also be called as `func(a, b, c)`; one non-sequence `a` becomes `[a]`."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwds: Any) -> Any:

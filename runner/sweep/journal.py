@@ -75,7 +75,9 @@ def read_leftovers(calc_dir: str, exclude_pset_ids: set) -> Leftovers:
         rows.sort(key=_seq_key)
         runs.append(rows)
         run_dirs.append(run_dir)
-    order = sorted(range(len(runs)), key=lambda idx: _seq_key(runs[idx][0]) if runs[idx] else (2, 0))
+    order = sorted(
+        range(len(runs)), key=lambda idx: _seq_key(runs[idx][0]) if runs[idx] else (2, 0)
+    )
     return Leftovers([runs[idx] for idx in order if runs[idx]], [run_dirs[idx] for idx in order])
 
 

@@ -42,7 +42,7 @@ def _merge(dicts: Sequence[Any], allow_dup_keys: bool) -> dict:
 
 @itr
 def merge_dicts(args: Sequence[dict], *, allow_dup_keys: bool = True) -> dict:
-    """Update an empty dict with each dict left to right; merge_dicts(a, b) or merge_dicts([a, b])."""
+    """Update an empty dict with each dict, left to right: merge_dicts(a, b) or ([a, b])."""
     return _merge(list(args), allow_dup_keys)
 
 
@@ -75,10 +75,14 @@ def itr2params(loops: Iterable[Any]) -> list[dict]:
     params = []
     for entry in loops:
         merged = _merge_flat_tuple(entry)
-        params.append(_merge(_flat_dicts(entry), allow_dup_keys=False) if merged is None else merged)
+        params.append(
+            _merge(_flat_dicts(entry), allow_dup_keys=False) if merged is None else merged
+        )
     lens = set(map(len, params))
     if len(lens) > 1:
-        raise SweepValueError(f"not all psets have the same number of keys ({sorted(lens)}): {params}")
+        raise SweepValueError(
+            f"not all psets have the same number of keys ({sorted(lens)}): {params}"
+        )
     return params
 
 
@@ -146,7 +150,8 @@ def stargrid(
     """
     if vary_labels is not None and len(vary_labels) != len(vary):
         raise SweepValueError(
-            f"vary_labels has {len(vary_labels)} entries but vary has {len(vary)} plists; give one label per plist"
+            f"vary_labels has {len(vary_labels)} entries but vary has {len(vary)} plists; "
+            "give one label per plist"
         )
     params = []
     for idx, plist_ in enumerate(vary):
@@ -181,5 +186,10 @@ def logspace(
     """
     base = kwds.pop("base", 10.0)
     if not np.allclose(log_func(base), 1.0):
-        raise SweepValueError(f"log_func={log_func!r} does not match base={base!r} (log_func(base) must be 1)")
-    return np.logspace(log_func(start + offset), log_func(stop + offset), num=num, base=base, **kwds) - offset
+        raise SweepValueError(
+            f"log_func={log_func!r} does not match base={base!r} (log_func(base) must be 1)"
+        )
+    return (
+        np.logspace(log_func(start + offset), log_func(stop + offset), num=num, base=base, **kwds)
+        - offset
+    )

@@ -42,7 +42,9 @@ def setup_simulate_dir(calc_dir: str, database_basename: str) -> str:
     if os.path.exists(old_db):
         shutil.copy(old_db, os.path.join(sim_dir, database_basename))
     else:
-        warnings.warn(f"simulate: {old_db} not found, will create new db in {sim_dir}", stacklevel=3)
+        warnings.warn(
+            f"simulate: {old_db} not found, will create new db in {sim_dir}", stacklevel=3
+        )
     return sim_dir
 
 
@@ -57,7 +59,8 @@ def backup_calc_dir(calc_dir: str, df: pd.DataFrame) -> str:
     dst = make_backup_path(calc_dir, df)
     if os.path.exists(dst):
         raise SweepFileExistsError(
-            f"backup destination {dst} exists: there seems to be no new data in {calc_dir} since the last backup"
+            f"backup destination {dst} exists: there seems to be no new data in {calc_dir} "
+            "since the last backup"
         )
     shutil.copytree(calc_dir, dst, symlinks=True)
     return dst
@@ -66,14 +69,19 @@ def backup_calc_dir(calc_dir: str, df: pd.DataFrame) -> str:
 def _check_options(capture_logs: str | None, save: bool, crash_safe: bool, resume: bool) -> None:
     if capture_logs is not None and capture_logs not in CAPTURE_LOGS_MODES:
         raise SweepValueError(
-            f"capture_logs={capture_logs!r} is not one of None, {', '.join(map(repr, CAPTURE_LOGS_MODES))}"
+            f"capture_logs={capture_logs!r} is not one of None, "
+            + ", ".join(map(repr, CAPTURE_LOGS_MODES))
         )
     for name, val in (("crash_safe", crash_safe), ("resume", resume)):
         if val and not save:
-            raise SweepValueError(f"{name}=True keeps rows for the database on disk; it needs save=True")
+            raise SweepValueError(
+                f"{name}=True keeps rows for the database on disk; it needs save=True"
+            )
 
 
-def _recover(calc_dir: str, df: pd.DataFrame, resume: bool, fill_value: Any) -> tuple[pd.DataFrame, journal.Leftovers]:
+def _recover(
+    calc_dir: str, df: pd.DataFrame, resume: bool, fill_value: Any
+) -> tuple[pd.DataFrame, journal.Leftovers]:
     """Rows of crashed runs: appended to `df` with `resume`, else a warning about them."""
     known = set(df._pset_id.values) if "_pset_id" in df.columns else set()
     leftovers = journal.read_leftovers(calc_dir, exclude_pset_ids=known)
@@ -133,7 +141,7 @@ def run(
     capture_failures: bool = False,
     gpus: Sequence[int | str] | None = None,
 ) -> pd.DataFrame:
-    """Call `func(pset)` for each pset in `params`; return (and save) the database with the new rows.
+    """Call `func(pset)` for each pset in `params`; return (and save) the database, new rows added.
 
     psweep's options: `df` to append to (default: read `<calc_dir>/<database_basename>` if it
     exists); `poolsize` (multiprocessing.Pool) or `dask_client` (client.map); `save` the database;
@@ -161,7 +169,11 @@ def run(
         calc_dir = setup_simulate_dir(calc_dir, database_basename)
     database_fn = os.path.join(calc_dir, database_basename)
     if df is None:
-        df = df_read(database_fn).astype(object) if os.path.exists(database_fn) else object_frame({}, [])
+        df = (
+            df_read(database_fn).astype(object)
+            if os.path.exists(database_fn)
+            else object_frame({}, [])
+        )
 
     if backup and len(df) > 0:
         backup_calc_dir(calc_dir, df)
@@ -204,7 +216,12 @@ def run(
         journal_dir=journal_dir,
     )
     rows = map_psets(
-        call, params, poolsize=poolsize, dask_client=dask_client, slots=slots, capture_failures=capture_failures
+        call,
+        params,
+        poolsize=poolsize,
+        dask_client=dask_client,
+        slots=slots,
+        capture_failures=capture_failures,
     )
     df = append_rows(df, rows, fill_value)
 

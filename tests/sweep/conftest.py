@@ -30,9 +30,13 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def psweep016(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+def psweep016(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> ModuleType:
     """The real psweep 0.16 module, imported from a private --target install."""
-    target = _pip_target(request, tmp_path_factory, f"psweep-{PSWEEP_VERSION}", [f"psweep=={PSWEEP_VERSION}"])
+    target = _pip_target(
+        request, tmp_path_factory, f"psweep-{PSWEEP_VERSION}", [f"psweep=={PSWEEP_VERSION}"]
+    )
     sys.path.insert(0, str(target))
     try:
         with warnings.catch_warnings():  # psweep's import calls warnings.simplefilter("default")
@@ -43,15 +47,30 @@ def psweep016(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     return module
 
 
-def _pip_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, name: str,
-                reqs: list[str]) -> Path:
+def _pip_target(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    name: str,
+    reqs: list[str],
+) -> Path:
     """`pip install --target` of `reqs` (no dependencies) into pytest's cache, once."""
     cache = getattr(request.config, "cache", None)
     target = Path(cache.mkdir(name) if cache else tmp_path_factory.mktemp(name))
     if not (target / ".complete").exists():
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-deps",
-             "--upgrade", "--target", str(target), *reqs],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--upgrade",
+                "--target",
+                str(target),
+                *reqs,
+            ],
             check=True,
         )
         (target / ".complete").write_text(" ".join(reqs))
@@ -59,14 +78,22 @@ def _pip_target(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="session")
-def psweep016_pandas2(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Callable:
-    """Run Python code in a subprocess where psweep 0.16 runs on pandas 2 (the common psweep setup)."""
-    target = _pip_target(request, tmp_path_factory, f"psweep-{PSWEEP_VERSION}-pandas2",
-                         [f"psweep=={PSWEEP_VERSION}", "pandas>=2.2,<3", "pytz"])
+def psweep016_pandas2(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Callable:
+    """Run Python code in a subprocess where psweep 0.16 runs on pandas 2 (common for psweep)."""
+    target = _pip_target(
+        request,
+        tmp_path_factory,
+        f"psweep-{PSWEEP_VERSION}-pandas2",
+        [f"psweep=={PSWEEP_VERSION}", "pandas>=2.2,<3", "pytz"],
+    )
 
     def run_code(code: str, cwd: Path) -> str:
         env = {**os.environ, "PYTHONPATH": str(target)}
-        res = subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True)
+        res = subprocess.run(
+            [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True
+        )
         assert res.returncode == 0, res.stderr
         return res.stdout
 
@@ -77,7 +104,9 @@ def psweep016_pandas2(request: pytest.FixtureRequest, tmp_path_factory: pytest.T
 def make_templates(tmp_path: Path) -> Callable[..., Path]:
     """Factory: a templates/ tree with calc files and machines {name: (jobscript, subcmd)}."""
 
-    def make(calc: dict[str, str], machines: dict[str, tuple[str, str]], root: Path | None = None) -> Path:
+    def make(
+        calc: dict[str, str], machines: dict[str, tuple[str, str]], root: Path | None = None
+    ) -> Path:
         base = (root or tmp_path) / "templates"
         (base / "calc").mkdir(parents=True)
         for name, txt in calc.items():

@@ -39,7 +39,9 @@ def wait_for(cond, what: str, proc: subprocess.Popen, timeout: float = 60.0) -> 
     """Poll `cond` until it holds; fail early if the driver exited."""
     deadline = time.monotonic() + timeout
     while not cond():
-        assert proc.poll() is None, f"driver exited with {proc.returncode} before {what}: {proc.stderr.read()}"
+        assert proc.poll() is None, (
+            f"driver exited with {proc.returncode} before {what}: {proc.stderr.read()}"
+        )
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.02)
 
@@ -52,8 +54,13 @@ def journal_rows(calc: Path) -> list[Path]:
 def crash_driver(workdir: Path, mode: str) -> None:
     """Run the driver until psets a=0..2 are done and it hangs, then SIGKILL its process group."""
     (workdir / "driver.py").write_text(DRIVER)
-    proc = subprocess.Popen([sys.executable, "driver.py", mode], cwd=workdir, start_new_session=True,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "driver.py", mode],
+        cwd=workdir,
+        start_new_session=True,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         wait_for(lambda: (workdir / "blocked_3").exists(), "pset a=3 started", proc)
         wait_for(lambda: len(journal_rows(workdir / "calc")) == 3, "3 rows persisted", proc)
@@ -116,14 +123,28 @@ def test_crash_safe_journal_is_removed_after_success(workdir):
 def test_resume_skips_one_pset_per_recovered_row(workdir):
     db = ps.run(func_ok, ps.plist("a", [1]))
     run_dir = journal.run_journal_dir("calc", "crashed-run")
-    row = {"a": 2, "_pset_hash": ps.pset_hash({"a": 2}), "_pset_id": "p-2", "_run_seq": 1, "_pset_seq": 1,
-           "_run_id": "crashed-run", "_calc_dir": "calc", "_time_utc": pd.Timestamp.now(), "_exec_host": "h",
-           "result_": 20, "_pset_runtime": 0.1}
+    row = {
+        "a": 2,
+        "_pset_hash": ps.pset_hash({"a": 2}),
+        "_pset_id": "p-2",
+        "_run_seq": 1,
+        "_pset_seq": 1,
+        "_run_id": "crashed-run",
+        "_calc_dir": "calc",
+        "_time_utc": pd.Timestamp.now(),
+        "_exec_host": "h",
+        "result_": 20,
+        "_pset_runtime": 0.1,
+    }
     journal.write_row(run_dir, row)
-    journal.write_row(run_dir, {**row, "_pset_id": db._pset_id.values[0]})  # already in the database
+    journal.write_row(
+        run_dir, {**row, "_pset_id": db._pset_id.values[0]}
+    )  # already in the database
     Path(run_dir, ".half-written.pk.123.tmp").write_bytes(b"\x80")
     called = []
-    df = ps.run(lambda pset: called.append(pset["a"]) or {}, [{"a": 2}, {"a": 2}, {"a": 3}], resume=True)
+    df = ps.run(
+        lambda pset: called.append(pset["a"]) or {}, [{"a": 2}, {"a": 2}, {"a": 3}], resume=True
+    )
     assert called == [2, 3]
     assert df._pset_id.tolist()[:2] == [db._pset_id.values[0], "p-2"]
     assert df.a.tolist() == [1, 2, 2, 3] and df._pset_seq.tolist() == [0, 1, 2, 3]

@@ -32,7 +32,8 @@ def test_constants():
 
 def test_df_write_read_pickle_roundtrip(tmp_path):
     df = pd.DataFrame(
-        {"a": [1, 2], "b": ["x", None], "c": [[1, 2], {"k": 3}], "d": [np.int64(4), pd.NA]}, dtype=object
+        {"a": [1, 2], "b": ["x", None], "c": [[1, 2], {"k": 3}], "d": [np.int64(4), pd.NA]},
+        dtype=object,
     )
     fn = str(tmp_path / "sub" / "db.pk")
     ps.df_write(fn, df)
@@ -59,7 +60,9 @@ def test_df_write_read_unknown_fmt(tmp_path):
 
 
 def test_df_to_json_defaults():
-    df = pd.DataFrame({"a": [1], "t": [pd.Timestamp("2023-01-20 19:54:09.5")], "x": [1 / 3]}, dtype=object)
+    df = pd.DataFrame(
+        {"a": [1], "t": [pd.Timestamp("2023-01-20 19:54:09.5")], "x": [1 / 3]}, dtype=object
+    )
     rec = json.loads(ps.df_to_json(df))
     assert rec == [{"a": 1, "t": rec[0]["t"], "x": pytest.approx(1 / 3, rel=1e-14)}]
     assert rec[0]["t"].startswith("2023-01-20T19:54:09")  # seconds; pandas < 3 adds "Z"
@@ -110,8 +113,16 @@ def test_df_filter_conds():
 def test_filter_cols():
     cols = ["a", "_pset_id", "result_", "b", "_x_"]
     assert ps.filter_cols(cols) == ["a", "b"]
-    assert ps.filter_cols(cols, kind="pre") == ps.filter_cols(cols, kind="prefix") == ["_pset_id", "_x_"]
-    assert ps.filter_cols(cols, kind="post") == ps.filter_cols(cols, kind="postfix") == ["result_", "_x_"]
+    assert (
+        ps.filter_cols(cols, kind="pre")
+        == ps.filter_cols(cols, kind="prefix")
+        == ["_pset_id", "_x_"]
+    )
+    assert (
+        ps.filter_cols(cols, kind="post")
+        == ps.filter_cols(cols, kind="postfix")
+        == ["result_", "_x_"]
+    )
     with pytest.raises(ValueError, match="kind='nope'"):
         ps.filter_cols(cols, kind="nope")
 
@@ -132,7 +143,9 @@ def test_df_extract(db):
 def test_df_extract_py_types():
     df = pd.DataFrame({"a": [1, pd.NA]}, dtype=object)
     assert ps.df_extract_dicts(df)[1]["a"] is pd.NA
-    assert ps.df_extract_dicts(df, py_types=True)[1]["a"] is None or pd.isna(ps.df_extract_dicts(df, py_types=True)[1]["a"])
+    assert ps.df_extract_dicts(df, py_types=True)[1]["a"] is None or pd.isna(
+        ps.df_extract_dicts(df, py_types=True)[1]["a"]
+    )
 
 
 def test_df_update_pset_hash_and_cols(db):
@@ -152,7 +165,7 @@ def test_df_update_pset_hash_and_cols(db):
 def test_df_ensure_dtypes():
     df = pd.DataFrame({"a": [1.0, np.nan], "b": ["x", None], "c": [np.int64(1), 2]})
     out = ps.df_ensure_dtypes(df)
-    assert (out.dtypes == object).all()
+    assert (out.dtypes == "O").all()
     assert out.a.values[1] is pd.NA and out.b.values[1] is pd.NA
     assert ps.df_ensure_dtypes(df, fill_value=0).b.tolist() == ["x", 0]
 

@@ -59,9 +59,13 @@ def test_failures_in_a_pool(workdir):
 def test_failures_with_dask(workdir):
     from dask.distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+    ) as cluster:
         with Client(cluster) as client:
-            df = ps.run(func, ps.plist("a", [2, 4]), capture_failures=True, dask_client=client, save=False)
+            df = ps.run(
+                func, ps.plist("a", [2, 4]), capture_failures=True, dask_client=client, save=False
+            )
     assert df._failed.tolist() == [True, False]
 
 

@@ -24,8 +24,13 @@ def func_a(pset):
 @pytest.fixture
 def git_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """An awkwardly named empty folder as cwd, git identity set, no repository above it."""
-    for var, val in [("GIT_AUTHOR_NAME", "T"), ("GIT_AUTHOR_EMAIL", "t@x"), ("GIT_COMMITTER_NAME", "T"),
-                     ("GIT_COMMITTER_EMAIL", "t@x"), ("GIT_CEILING_DIRECTORIES", str(tmp_path))]:
+    for var, val in [
+        ("GIT_AUTHOR_NAME", "T"),
+        ("GIT_AUTHOR_EMAIL", "t@x"),
+        ("GIT_COMMITTER_NAME", "T"),
+        ("GIT_COMMITTER_EMAIL", "t@x"),
+        ("GIT_CEILING_DIRECTORIES", str(tmp_path)),
+    ]:
         monkeypatch.setenv(var, val)
     here = tmp_path / AWKWARD
     here.mkdir()
@@ -51,7 +56,10 @@ def test_run_git_commits_with_message(repo):
     assert log == [f"psweep: {AWKWARD}: run_id={df._run_id.values[-1]}", "init"]
     assert "calc/database.pk" in git("show", "--name-only", "--format=", "HEAD").splitlines()
     df2 = ps.run(func_a, ps.plist("a", [3]), git=True)
-    assert git("log", "-1", "--format=%s").strip() == f"psweep: {AWKWARD}: run_id={df2._run_id.values[-1]}"
+    assert (
+        git("log", "-1", "--format=%s").strip()
+        == f"psweep: {AWKWARD}: run_id={df2._run_id.values[-1]}"
+    )
 
 
 def test_run_git_refuses_dirty_tree(repo):

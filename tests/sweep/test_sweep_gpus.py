@@ -1,4 +1,4 @@
-"""gpus=[...]: one spawned worker per slot with its CUDA_VISIBLE_DEVICES, rows in submission order."""
+"""gpus=[...]: a spawned worker per slot with its CUDA_VISIBLE_DEVICES; rows in submission order."""
 
 from __future__ import annotations
 

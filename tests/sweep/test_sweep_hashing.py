@@ -36,8 +36,12 @@ def test_pset_hash_is_joblib_sha1_without_prefix_and_postfix_keys():
     assert ps.pset_hash(pset, skip_prefix_cols=False) == joblib.hash(
         {"a": 1, "b": "x", "_pset_id": "id"}, hash_name="sha1"
     )
-    assert ps.pset_hash(pset, skip_postfix_cols=False) == joblib.hash({"a": 1, "b": "x", "result_": 3.0}, hash_name="sha1")
-    assert ps.pset_hash(pset, skip_prefix_cols=False, skip_postfix_cols=False) == joblib.hash(pset, hash_name="sha1")
+    assert ps.pset_hash(pset, skip_postfix_cols=False) == joblib.hash(
+        {"a": 1, "b": "x", "result_": 3.0}, hash_name="sha1"
+    )
+    assert ps.pset_hash(pset, skip_prefix_cols=False, skip_postfix_cols=False) == joblib.hash(
+        pset, hash_name="sha1"
+    )
     assert ps.pset_hash(pset, method="md5") == joblib.hash({"a": 1, "b": "x"}, hash_name="md5")
 
 
@@ -74,7 +78,11 @@ def test_is_na():
 
 
 def test_wash_union_of_keys_na_and_types():
-    params = [{"a": 1, "b": None}, {"c": np.int64(3), "a": np.nan}, {"a": pd.NA, "b": np.float32(2)}]
+    params = [
+        {"a": 1, "b": None},
+        {"c": np.int64(3), "a": np.nan},
+        {"a": pd.NA, "b": np.float32(2)},
+    ]
     washed = wash_params(params)
     assert [list(p) for p in washed] == [["a", "b", "c"]] * 3
     assert washed[0]["b"] is pd.NA and washed[0]["c"] is pd.NA
@@ -109,11 +117,16 @@ def test_run_hashes_washed_psets(workdir):
 
     params = [{"a": 1, "b": None}, {"a": np.int64(2)}, {"a": 3.0, "b": pd.NA}]
     df = ps.run(func, params, save=False)
-    assert params[0] == {"a": 1, "b": None} and params[1] == {"a": np.int64(2)}  # caller's psets untouched
+    assert params[0] == {"a": 1, "b": None} and params[1] == {
+        "a": np.int64(2)
+    }  # caller's psets untouched
     assert [type(p["a"]) for p in seen] == [int, np.int64, float]
     assert all(p["b"] is pd.NA for p in seen)
-    expected = [ps.pset_hash({"a": 1, "b": pd.NA}), ps.pset_hash({"a": np.int64(2), "b": pd.NA}),
-                ps.pset_hash({"a": 3.0, "b": pd.NA})]
+    expected = [
+        ps.pset_hash({"a": 1, "b": pd.NA}),
+        ps.pset_hash({"a": np.int64(2), "b": pd.NA}),
+        ps.pset_hash({"a": 3.0, "b": pd.NA}),
+    ]
     assert df._pset_hash.tolist() == expected
     assert type(df.a.values[1]) is np.int64
     df2 = ps.run(func, params, save=False, fill_value=None)
@@ -124,12 +137,31 @@ def test_run_hashes_washed_psets(workdir):
 def _random_value(rng):
     kind = rng.randrange(6)
     if kind == 0:
-        edge = [0, 1, 255, 256, 65535, 65536, 2**31 - 1, 2**31, -1, -(2**31), -(2**31) - 1, 2**64, -(2**200)]
+        edge = [
+            0,
+            1,
+            255,
+            256,
+            65535,
+            65536,
+            2**31 - 1,
+            2**31,
+            -1,
+            -(2**31),
+            -(2**31) - 1,
+            2**64,
+            -(2**200),
+        ]
         return rng.choice(edge + [rng.randint(-(2**70), 2**70)])
     if kind == 1:
-        return rng.choice([0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e-310, rng.uniform(-1e9, 1e9)])
+        return rng.choice(
+            [0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e-310, rng.uniform(-1e9, 1e9)]
+        )
     if kind == 2:
-        chars = [rng.choice([rng.randrange(32, 127), rng.randrange(0x80, 0x10FFFF)]) for _ in range(rng.randrange(12))]
+        chars = [
+            rng.choice([rng.randrange(32, 127), rng.randrange(0x80, 0x10FFFF)])
+            for _ in range(rng.randrange(12))
+        ]
         return "".join(map(chr, chars))  # surrogates included
     if kind == 3:
         return rng.choice([True, False])
@@ -139,7 +171,7 @@ def _random_value(rng):
 
 
 def test_fast_hash_matches_joblib_on_random_psets():
-    """pset_hash writes joblib's pickle bytes itself for plain psets; it must give joblib's digest."""
+    """pset_hash writes joblib's pickle bytes itself for plain psets: it must give joblib's hash."""
     import random
 
     from runner.sweep.hashing import _fast_hash, _fast_hash_ok
@@ -147,20 +179,31 @@ def test_fast_hash_matches_joblib_on_random_psets():
     assert _fast_hash_ok()
     rng = random.Random(1234)
     for _ in range(3000):
-        keys = ["".join(rng.choice("ab_\u00e9z0") for _ in range(rng.randrange(1, 4))) for _ in range(rng.randrange(0, 8))]
+        keys = [
+            "".join(rng.choice("ab_\u00e9z0") for _ in range(rng.randrange(1, 4)))
+            for _ in range(rng.randrange(0, 8))
+        ]
         pset = {key: _random_value(rng) for key in keys}
         for method in ("sha1", "md5"):
             fast = _fast_hash(pset, method)
             assert fast is not None
             assert fast == joblib.hash(pset, hash_name=method), pset
-        assert ps.pset_hash(pset, skip_prefix_cols=False, skip_postfix_cols=False) == joblib.hash(pset, hash_name="sha1")
+        assert ps.pset_hash(pset, skip_prefix_cols=False, skip_postfix_cols=False) == joblib.hash(
+            pset, hash_name="sha1"
+        )
 
 
 def test_fast_hash_leaves_other_types_to_joblib():
     from runner.sweep.hashing import _fast_hash
 
-    for pset in ({"a": np.int64(1)}, {"a": pd.NA}, {"a": [1]}, {1: 2}, {"a": 1.0, "b": np.float64(1.0)},
-                 {f"k{i}": i for i in range(1001)}):
+    for pset in (
+        {"a": np.int64(1)},
+        {"a": pd.NA},
+        {"a": [1]},
+        {1: 2},
+        {"a": 1.0, "b": np.float64(1.0)},
+        {f"k{i}": i for i in range(1001)},
+    ):
         assert _fast_hash(pset, "sha1") is None
         got = ps.pset_hash(pset, skip_prefix_cols=False, skip_postfix_cols=False)
         assert got == joblib.hash(pset, hash_name="sha1")

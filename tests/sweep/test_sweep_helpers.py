@@ -89,7 +89,9 @@ def test_uuids(monkeypatch):
 def test_func_wrapper_and_capture_logs_wrapper(tmp_path, capsys):
     pset = {"a": 1, "_pset_id": "p1", "_run_id": "r1", "_calc_dir": str(tmp_path)}
     row = ps.func_wrapper(dict(pset), lambda p: {"r_": p["a"] + 1}, tmpsave=True)
-    assert row["r_"] == 2 and isinstance(row["_time_utc"], pd.Timestamp) and row["_pset_runtime"] >= 0
+    assert (
+        row["r_"] == 2 and isinstance(row["_time_utc"], pd.Timestamp) and row["_pset_runtime"] >= 0
+    )
     assert ps.pickle_read(str(tmp_path / "tmpsave" / "r1" / "p1.pk")) == row
     assert "r_" not in ps.func_wrapper(dict(pset), lambda p: {"r_": 1}, simulate=True)
     with pytest.raises(ValueError, match="missing"):
@@ -100,7 +102,10 @@ def test_func_wrapper_and_capture_logs_wrapper(tmp_path, capsys):
         return {"r_": 1}
 
     assert ps.capture_logs_wrapper(dict(pset), noisy, "db") == {"r_": 1, "_logs": "hello\n"}
-    assert ps.capture_logs_wrapper(dict(pset), noisy, "db", db_field="log_") == {"r_": 1, "log_": "hello\n"}
+    assert ps.capture_logs_wrapper(dict(pset), noisy, "db", db_field="log_") == {
+        "r_": 1,
+        "log_": "hello\n",
+    }
     assert ps.capture_logs_wrapper(dict(pset), noisy, "file") == {"r_": 1}
     assert (tmp_path / "p1" / "logs.txt").read_text() == "hello\n"
     assert capsys.readouterr().out == ""

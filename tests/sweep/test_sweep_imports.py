@@ -14,7 +14,10 @@ from runner.sweep.errors import SweepDependencyError
 
 MODULES = sorted(
     [f"runner.sweep.{m.name}" for m in pkgutil.iter_modules(ps.__path__)]
-    + [f"runner.sweep.scripts.{m.name}" for m in pkgutil.iter_modules(runner.sweep.scripts.__path__)]
+    + [
+        f"runner.sweep.scripts.{m.name}"
+        for m in pkgutil.iter_modules(runner.sweep.scripts.__path__)
+    ]
 )
 
 
@@ -36,11 +39,17 @@ def test_every_module_imports_first():
     assert len(MODULES) >= 15
 
 
+SWEEP_DEPS = ("pandas", "joblib", "jinja2", "numpy")
+
+
 def test_runner_does_not_import_sweep_dependencies():
-    res = python("import sys, runner, runner.errors; print(sorted(m for m in ('pandas', 'joblib', 'jinja2', 'numpy') if m in sys.modules))")
+    probe = "print(sorted(m for m in {names} if m in sys.modules))"
+    res = python("import sys, runner, runner.errors; " + probe.format(names=SWEEP_DEPS))
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
-    res = python("import sys, runner.sweep; print(sorted(m for m in ('jinja2', 'distributed', 'tabulate') if m in sys.modules))")
+    res = python(
+        "import sys, runner.sweep; " + probe.format(names=("jinja2", "distributed", "tabulate"))
+    )
     assert res.stdout.strip() == "[]", res.stderr
 
 
@@ -66,13 +75,14 @@ def test_missing_jinja2_only_matters_for_jinja_templates(monkeypatch):
 
 
 SPEC_NAMES = """
-plist pgrid itr2params stargrid merge_dicts filter_params_unique filter_params_dup_hash intspace logspace
-run pset_hash PSET_HASH_ALG PsweepHashError df_read df_write df_to_json df_print df_filter_conds filter_cols
-df_extract_dicts df_extract_params df_extract_row df_extract_pset df_update_pset_hash df_update_pset_cols
-df_ensure_dtypes check_calc_dir prep_batch FileTemplate Machine gather_calc_templates gather_machines
-system makedirs fullpath itr is_seq flatten flatten_dict file_write file_read pickle_write pickle_read
-json_write json_read get_uuid get_many_uuids git_clean in_git_repo git_enter git_exit func_wrapper
-capture_logs_wrapper CALC_DIR DATABASE_BASENAME FILL_VALUE __version__
+plist pgrid itr2params stargrid merge_dicts filter_params_unique filter_params_dup_hash intspace
+logspace run pset_hash PSET_HASH_ALG PsweepHashError df_read df_write df_to_json df_print
+df_filter_conds filter_cols df_extract_dicts df_extract_params df_extract_row df_extract_pset
+df_update_pset_hash df_update_pset_cols df_ensure_dtypes check_calc_dir prep_batch FileTemplate
+Machine gather_calc_templates gather_machines system makedirs fullpath itr is_seq flatten
+flatten_dict file_write file_read pickle_write pickle_read json_write json_read get_uuid
+get_many_uuids git_clean in_git_repo git_enter git_exit func_wrapper capture_logs_wrapper CALC_DIR
+DATABASE_BASENAME FILL_VALUE __version__
 """.split()
 
 

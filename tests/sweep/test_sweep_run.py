@@ -1,4 +1,4 @@
-"""run(): columns, book-keeping, appending, skip_dups, save, simulate, backup, tmpsave, logs, pools."""
+"""run(): columns, book-keeping, appending, skip_dups, save, simulate, backup, logs, pools."""
 
 from __future__ import annotations
 
@@ -13,7 +13,16 @@ import pytest
 
 import runner.sweep as ps
 
-BOOK_KEEPING = ["_pset_hash", "_pset_id", "_run_seq", "_pset_seq", "_run_id", "_calc_dir", "_time_utc", "_exec_host"]
+BOOK_KEEPING = [
+    "_pset_hash",
+    "_pset_id",
+    "_run_seq",
+    "_pset_seq",
+    "_run_id",
+    "_calc_dir",
+    "_time_utc",
+    "_exec_host",
+]
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
@@ -30,7 +39,7 @@ def func_slow_first(pset):
 def test_run_columns_and_book_keeping(workdir):
     df = ps.run(func_a, ps.pgrid(ps.plist("a", [1, 2, 3]), ps.plist("b", ["x", "y"])))
     assert list(df.columns) == ["a", "b", *BOOK_KEEPING, "result_", "_pset_runtime"]
-    assert (df.dtypes == object).all()
+    assert (df.dtypes == "O").all()
     assert isinstance(df.index, pd.RangeIndex) and df.index.tolist() == list(range(6))
     assert df._pset_seq.tolist() == list(range(6)) and df._run_seq.tolist() == [0] * 6
     assert all(type(v) is int for v in df._pset_seq) and all(type(v) is int for v in df._run_seq)
@@ -41,7 +50,10 @@ def test_run_columns_and_book_keeping(workdir):
     assert list(df._time_utc) == sorted(df._time_utc)
     assert set(df._exec_host) == {platform.node()}
     assert all(isinstance(t, float) and t >= 0 for t in df._pset_runtime)
-    assert df._pset_hash.tolist()[:2] == [ps.pset_hash({"a": 1, "b": "x"}), ps.pset_hash({"a": 1, "b": "y"})]
+    assert df._pset_hash.tolist()[:2] == [
+        ps.pset_hash({"a": 1, "b": "x"}),
+        ps.pset_hash({"a": 1, "b": "y"}),
+    ]
     disk = ps.df_read("calc/database.pk")
     assert disk.equals(df)
     assert sorted(os.listdir("calc")) == ["database.pk"]
@@ -113,7 +125,10 @@ def test_skip_dups(workdir, use_disk):
     params = ps.plist("a", [1, 2, 88, 99])
     df3 = ps.run(func_a, params, df=None if use_disk else df2, save=use_disk, skip_dups=True)
     assert len(df3) == 6 and df3._run_id.nunique() == 2
-    assert df3._pset_hash.tolist() == df1._pset_hash.tolist() + [ps.pset_hash({"a": 88}), ps.pset_hash({"a": 99})]
+    assert df3._pset_hash.tolist() == df1._pset_hash.tolist() + [
+        ps.pset_hash({"a": 88}),
+        ps.pset_hash({"a": 99}),
+    ]
     assert df3._pset_seq.tolist()[-2:] == [4, 5]
     assert os.path.exists("calc") == use_disk
 
@@ -132,7 +147,10 @@ def test_calc_dir_and_database_basename(workdir):
     df = ps.run(func_a, ps.plist("a", [1]), calc_dir="out/study", database_basename="db.pk")
     assert os.listdir("out/study") == ["db.pk"]
     assert df._calc_dir.tolist() == ["out/study"]
-    assert ps.run(func_a, ps.plist("a", [2]), calc_dir="out/study", database_basename="db.pk").shape[0] == 2
+    assert (
+        ps.run(func_a, ps.plist("a", [2]), calc_dir="out/study", database_basename="db.pk").shape[0]
+        == 2
+    )
 
 
 def test_simulate(workdir):
@@ -172,7 +190,9 @@ def test_backup(workdir):
     os.symlink("database.pk", "calc/link_to_db")
     stamp = df0._time_utc.max().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     expected = f"calc.bak_{stamp}_run_id_{df0._run_id.values[-1]}"
-    assert re.match(r"^calc\.bak_\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z_run_id_[0-9a-f-]{36}$", expected)
+    assert re.match(
+        r"^calc\.bak_\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z_run_id_[0-9a-f-]{36}$", expected
+    )
     df1 = ps.run(func, ps.plist("a", [4]), backup=True)
     assert sorted(os.listdir(workdir)) == ["calc", expected]
     bak = workdir / expected
@@ -271,7 +291,9 @@ def test_dask_matches_serial_in_submission_order(workdir):
 
     params = ps.plist("a", [1, 2, 3])
     serial = ps.run(func_slow_first, params, save=False)
-    with LocalCluster(n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=1, threads_per_worker=3, processes=False, dashboard_address=None
+    ) as cluster:
         with Client(cluster) as client:
             df = ps.run(func_slow_first, params, dask_client=client)
     pd.testing.assert_frame_equal(_strip_volatile(serial), _strip_volatile(df))

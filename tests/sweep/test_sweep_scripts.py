@@ -1,4 +1,4 @@
-"""psweep-db2json, psweep-db2table, psweep-checkdir: in-process main(argv) and as installed scripts."""
+"""psweep-db2json, psweep-db2table, psweep-checkdir: main(argv) in-process and installed scripts."""
 
 from __future__ import annotations
 
@@ -36,13 +36,21 @@ def script(name: str) -> str:
 
 
 def test_console_scripts(db):
-    out = subprocess.run([script("psweep-db2json"), "calc/database.pk"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [script("psweep-db2json"), "calc/database.pk"], capture_output=True, text=True, check=True
+    )
     assert [r["_pset_id"] for r in json.loads(out.stdout)] == db._pset_id.tolist()
-    out = subprocess.run([script("psweep-db2table"), "-i", "-a", "-f", "simple", "calc/database.pk"],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [script("psweep-db2table"), "-i", "-a", "-f", "simple", "calc/database.pk"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "_pset_id" in out.stdout.splitlines()[0] and db._pset_id.values[1] in out.stdout
     os.makedirs(f"calc/{db._pset_id.values[0]}")
-    out = subprocess.run([script("psweep-checkdir"), "calc"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [script("psweep-checkdir"), "calc"], capture_output=True, text=True, check=True
+    )
     assert json.loads(out.stdout) == {"db_not_disk": [db._pset_id.values[1]], "disk_not_db": []}
 
 
@@ -72,18 +80,37 @@ def table(capsys, *args):
 
 def test_db2table_columns(db, capsys):
     lines = table(capsys, "calc/database.pk")
-    assert lines[0].split() == ["a", "note"] and lines[2].split() == ["1", "n1"] and set(lines[1]) == {"-", " "}
+    assert (
+        lines[0].split() == ["a", "note"]
+        and lines[2].split() == ["1", "n1"]
+        and set(lines[1]) == {"-", " "}
+    )
     lines = table(capsys, "-a", "calc/database.pk")
     assert lines[0].split() == list(db.columns)
     lines = table(capsys, "calc/database.pk", "_pset_id", "a")
-    assert lines[0].split() == ["_pset_id", "a"] and lines[3].split() == [db._pset_id.values[1], "20"]
+    assert lines[0].split() == ["_pset_id", "a"] and lines[3].split() == [
+        db._pset_id.values[1],
+        "20",
+    ]
     lines = table(capsys, "-i", "calc/database.pk", "a")
-    assert lines[0].split() == ["a"] and lines[2].split() == ["0", "1"] and lines[3].split() == ["1", "20"]
+    assert (
+        lines[0].split() == ["a"]
+        and lines[2].split() == ["0", "1"]
+        and lines[3].split() == ["1", "20"]
+    )
 
 
 def test_db2table_numbers_aligned_at_the_point(workdir, capsys):
-    ps.df_write("db.pk", pd.DataFrame({"x": [1.5, 10.25, None], "s": ["a", "bbb", "c"]}, dtype=object))
-    assert table(capsys, "db.pk") == ["    x  s", "-----  ---", " 1.5   a", "10.25  bbb", "       c"]
+    ps.df_write(
+        "db.pk", pd.DataFrame({"x": [1.5, 10.25, None], "s": ["a", "bbb", "c"]}, dtype=object)
+    )
+    assert table(capsys, "db.pk") == [
+        "    x  s",
+        "-----  ---",
+        " 1.5   a",
+        "10.25  bbb",
+        "       c",
+    ]
 
 
 @pytest.mark.parametrize("fmt", db2table.BUILTIN_FORMATS)
@@ -92,8 +119,12 @@ def test_db2table_builtin_formats_match_tabulate(workdir, capsys, fmt, index):
     from tabulate import tabulate
 
     df = pd.DataFrame(
-        {"x": [1.5, 10.25, np.int64(3), 1.23456789e-4, None], "s": ["a", "bbb", None, pd.NA, "e"],
-         "b": [True, False, True, False, True], "l": [[1, 2], {"k": 1}, 3, "x", pd.Timestamp(0)]},
+        {
+            "x": [1.5, 10.25, np.int64(3), 1.23456789e-4, None],
+            "s": ["a", "bbb", None, pd.NA, "e"],
+            "b": [True, False, True, False, True],
+            "l": [[1, 2], {"k": 1}, 3, "x", pd.Timestamp(0)],
+        },
         dtype=object,
     )
     ps.df_write("db.pk", df)
@@ -133,6 +164,9 @@ def test_checkdir(db, capsys):
     os.makedirs(f"calc/{stray}")
     os.makedirs(f"calc/{db._pset_id.values[1]}")
     assert checkdir.main(["calc"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"db_not_disk": [db._pset_id.values[0]], "disk_not_db": [stray]}
+    assert json.loads(capsys.readouterr().out) == {
+        "db_not_disk": [db._pset_id.values[0]],
+        "disk_not_db": [stray],
+    }
     assert checkdir.main(["nowhere"]) == 2
     assert capsys.readouterr().err.startswith("psweep-checkdir: error: ")

@@ -11,9 +11,13 @@ import pytest
 import runner.sweep as ps
 
 JINJA_RUN_PY = "a = {{ param_a }}\nb = '{{ param_b }}'\nid = '{{ _pset_id }}'\n"
-JINJA_JOB = "#SBATCH -J foo_{{ _pset_seq }}_{{ _pset_id }}\necho \"hostname=$(hostname)\"\npython3 run.py\n"
+JINJA_JOB = (
+    '#SBATCH -J foo_{{ _pset_seq }}_{{ _pset_id }}\necho "hostname=$(hostname)"\npython3 run.py\n'
+)
 DOLLAR_RUN_PY = "a = $param_a\nb = '${param_b}'\nid = '$_pset_id'\n"
-DOLLAR_JOB = "#SBATCH -J foo_${_pset_seq}_${_pset_id}\necho \"hostname=$$(hostname)\"\npython3 run.py\n"
+DOLLAR_JOB = (
+    '#SBATCH -J foo_${_pset_seq}_${_pset_id}\necho "hostname=$$(hostname)"\npython3 run.py\n'
+)
 HEADER = "#!/bin/sh\n\nhere=$(readlink -f $(dirname $0))\n"
 
 
@@ -24,7 +28,8 @@ def params():
 def expected_script(df, subcmd, machine):
     latest = max(df._run_seq)
     lines = [
-        f"{'' if r == latest else '# '}cd $here/{i}; {subcmd} jobscript_{machine}  # run_seq={r} pset_seq={s}"
+        f"{'' if r == latest else '# '}cd $here/{i}; {subcmd} jobscript_{machine}  "
+        f"# run_seq={r} pset_seq={s}"
         for i, r, s in zip(df._pset_id, df._run_seq, df._pset_seq)
     ]
     old = [line for line in lines if line.startswith("# ")]
@@ -33,24 +38,48 @@ def expected_script(df, subcmd, machine):
     return HEADER + body + "\n"
 
 
-@pytest.mark.parametrize("mode, run_py, job", [("jinja", JINJA_RUN_PY, JINJA_JOB), ("dollar", DOLLAR_RUN_PY, DOLLAR_JOB)])
+@pytest.mark.parametrize(
+    "mode, run_py, job", [("jinja", JINJA_RUN_PY, JINJA_JOB), ("dollar", DOLLAR_RUN_PY, DOLLAR_JOB)]
+)
 def test_prep_batch_writes_files(workdir, make_templates, mode, run_py, job):
     make_templates({"run.py": run_py}, {"cluster": (job, "sbatch"), "local": (job, "sh")})
     df = ps.prep_batch(params(), template_mode=mode, write_pset=True)
     end = "" if mode == "jinja" else "\n"  # jinja2 drops the final newline (psweep's Environment)
-    assert list(df.columns) == ["param_a", "param_b", "_pset_hash", "_pset_id", "_run_seq", "_pset_seq", "_run_id",
-                                "_calc_dir", "_time_utc", "_exec_host", "_pset_runtime"]
-    assert sorted(os.listdir("calc")) == sorted([*df._pset_id, "database.pk", "run_cluster.sh", "run_local.sh"])
+    assert list(df.columns) == [
+        "param_a",
+        "param_b",
+        "_pset_hash",
+        "_pset_id",
+        "_run_seq",
+        "_pset_seq",
+        "_run_id",
+        "_calc_dir",
+        "_time_utc",
+        "_exec_host",
+        "_pset_runtime",
+    ]
+    assert sorted(os.listdir("calc")) == sorted(
+        [*df._pset_id, "database.pk", "run_cluster.sh", "run_local.sh"]
+    )
     for row in ps.df_extract_dicts(df):
         pdir = workdir / "calc" / row["_pset_id"]
-        assert sorted(os.listdir(pdir)) == ["jobscript_cluster", "jobscript_local", "pset.pk", "run.py"]
-        assert (pdir / "run.py").read_text() == f"a = {row['param_a']}\nb = 'xx'\nid = '{row['_pset_id']}'{end}"
+        assert sorted(os.listdir(pdir)) == [
+            "jobscript_cluster",
+            "jobscript_local",
+            "pset.pk",
+            "run.py",
+        ]
+        run_py_txt = f"a = {row['param_a']}\nb = 'xx'\nid = '{row['_pset_id']}'{end}"
+        assert (pdir / "run.py").read_text() == run_py_txt
+        job_txt = f"#SBATCH -J foo_{row['_pset_seq']}_{row['_pset_id']}\n"
         assert (pdir / "jobscript_cluster").read_text() == (
-            f"#SBATCH -J foo_{row['_pset_seq']}_{row['_pset_id']}\necho \"hostname=$(hostname)\"\npython3 run.py{end}"
+            job_txt + f'echo "hostname=$(hostname)"\npython3 run.py{end}'
         )
         pset = ps.pickle_read(str(pdir / "pset.pk"))
         assert pset["param_a"] == row["param_a"] and pset["_pset_id"] == row["_pset_id"]
-    assert (workdir / "calc" / "run_cluster.sh").read_text() == expected_script(df, "sbatch", "cluster")
+    assert (workdir / "calc" / "run_cluster.sh").read_text() == expected_script(
+        df, "sbatch", "cluster"
+    )
     assert (workdir / "calc" / "run_local.sh").read_text() == expected_script(df, "sh", "local")
 
 
@@ -59,7 +88,8 @@ def test_run_script_exact_text_over_two_runs(workdir, make_templates):
     df1 = ps.prep_batch(ps.plist("a", [1]))
     i0 = df1._pset_id.values[0]
     assert (workdir / "calc/run_cluster.sh").read_text() == (
-        f"#!/bin/sh\n\nhere=$(readlink -f $(dirname $0))\n\ncd $here/{i0}; sbatch jobscript_cluster  # run_seq=0 pset_seq=0\n"
+        "#!/bin/sh\n\nhere=$(readlink -f $(dirname $0))\n\n"
+        f"cd $here/{i0}; sbatch jobscript_cluster  # run_seq=0 pset_seq=0\n"
     )
     df2 = ps.prep_batch(ps.plist("a", [2, 3]))
     i1, i2 = df2._pset_id.values[1:]
@@ -108,7 +138,9 @@ def test_prep_batch_options(workdir, make_templates):
     kw = dict(calc_templ_dir=str(base / "calc"), machine_templ_dir=str(base / "machines"))
     df = ps.prep_batch(ps.plist("a", [1]), calc_dir="out", database_basename="db.pk", **kw)
     assert sorted(os.listdir("out")) == sorted([df._pset_id.values[0], "db.pk", "run_local.sh"])
-    df_sim = ps.prep_batch(ps.plist("a", [2]), calc_dir="out", database_basename="db.pk", simulate=True, **kw)
+    df_sim = ps.prep_batch(
+        ps.plist("a", [2]), calc_dir="out", database_basename="db.pk", simulate=True, **kw
+    )
     assert len(df_sim) == 2 and len(ps.df_read("out/db.pk")) == 1
     assert (workdir / "out.simulate" / df_sim._pset_id.values[1] / "in.txt").read_text() == "2"
     assert "run_local.sh" in os.listdir("out.simulate")
@@ -123,13 +155,17 @@ def test_prep_batch_git(workdir, make_templates, monkeypatch):
         ps.prep_batch(ps.plist("a", [1]), git=True)
     subprocess.run("git init -q && git add -A && git commit -qm init", shell=True, check=True)
     df = ps.prep_batch(ps.plist("a", [1]), git=True)
-    msg = subprocess.run(["git", "log", "-1", "--format=%s"], capture_output=True, text=True).stdout.strip()
+    msg = subprocess.run(
+        ["git", "log", "-1", "--format=%s"], capture_output=True, text=True
+    ).stdout.strip()
     assert msg == f"psweep: {workdir.name}: run_id={df._run_id.values[-1]}"
     assert ps.git_clean()
 
 
 def test_template_classes(workdir, make_templates):
-    base = make_templates({"b.txt": "{{ x }}", "a.txt": "$x"}, {"cluster": ("j", "sbatch"), "local": ("j", "sh")})
+    base = make_templates(
+        {"b.txt": "{{ x }}", "a.txt": "$x"}, {"cluster": ("j", "sbatch"), "local": ("j", "sh")}
+    )
     templates = ps.gather_calc_templates(str(base / "calc"))
     assert [t.basename for t in templates] == ["a.txt", "b.txt"]
     assert templates[0].fill({"x": 3}, mode="dollar") == "3" and templates[1].fill({"x": 4}) == "4"

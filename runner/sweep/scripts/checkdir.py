@@ -16,7 +16,8 @@ def make_parser() -> argparse.ArgumentParser:
         prog="psweep-checkdir",
         description=(
             "Check a calc dir for consistency with its database (CALC_DIR/database.pk): print JSON "
-            '{"db_not_disk": [pset ids without a folder], "disk_not_db": [folders not in the database]}.'
+            '{"db_not_disk": [pset ids without a folder], '
+            '"disk_not_db": [folders not in the database]}.'
         ),
     )
     parser.add_argument("calc_dir", metavar="CALC_DIR")
@@ -26,7 +27,9 @@ def make_parser() -> argparse.ArgumentParser:
 def run_checkdir(args: argparse.Namespace) -> int:
     import runner.sweep as ps
 
-    out = ps.check_calc_dir(args.calc_dir, ps.df_read(os.path.join(args.calc_dir, ps.DATABASE_BASENAME)))
+    out = ps.check_calc_dir(
+        args.calc_dir, ps.df_read(os.path.join(args.calc_dir, ps.DATABASE_BASENAME))
+    )
     print(json.dumps({key: sorted(val) for key, val in out.items()}))
     return 0
 

@@ -14,7 +14,9 @@ EXIT_ERROR = 2
 
 
 def run_main(
-    parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int], argv: Sequence[str] | None
+    parser: argparse.ArgumentParser,
+    func: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None,
 ) -> int:
     """Parse `argv`, call `func`; expected errors become one line `<prog>: error: ...`, exit 2."""
     args = parser.parse_args(argv)

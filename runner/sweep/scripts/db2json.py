@@ -24,7 +24,11 @@ def make_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "-o", dest="orient", metavar="<orient>", default="records", choices=ORIENTS,
+        "-o",
+        dest="orient",
+        metavar="<orient>",
+        default="records",
+        choices=ORIENTS,
         help=f"DataFrame.to_json(orient=<orient>): {', '.join(ORIENTS)} (default: %(default)s)",
     )
     parser.add_argument("file", metavar="<file>", help="database file, e.g. calc/database.pk")
