@@ -4,7 +4,8 @@ With `run(..., crash_safe=True)` every finished pset's row (the same dict that b
 row) is pickled to `<calc_dir>/journal/<_run_id>/<_pset_id>.pk` by whichever process ran it, written
 atomically (temporary file, then os.replace). When the run has written the database, its journal
 folder is removed. A journal folder that is still there therefore belongs to a run that died
-(kill -9, power cut of the driver, an exception in the main process) before writing the database.
+(kill -9, the OOM killer, an exception in the main process) before writing the database. Files
+are not fsync'ed: this guards against a killed process, not against the machine losing power.
 
 The next `run` on that calc_dir warns about such rows; `run(..., resume=True)` appends them to the
 database (keeping their ids; `_run_seq`/`_pset_seq` are renumbered to follow the database) and does
