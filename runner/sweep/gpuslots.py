@@ -222,7 +222,8 @@ def _replace_dead(
     worker.proc.join()
     txt = (
         f"worker process for slot CUDA_VISIBLE_DEVICES={worker.slot} died with exit code "
-        f"{worker.proc.exitcode} while running pset _pset_id={pset.get('_pset_id')}"
+        f"{worker.proc.exitcode} while running pset _pset_id={pset.get('_pset_id')} "
+        "(a Python error in the worker prints its traceback on stderr)"
     )
     worker.task = None
     worker.stop(force=True)
