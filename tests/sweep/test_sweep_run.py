@@ -281,8 +281,7 @@ def test_poolsize_matches_serial_in_submission_order(workdir):
     pooled = ps.run(func_slow_first, params, save=False, poolsize=3)
     pd.testing.assert_frame_equal(_strip_volatile(serial), _strip_volatile(pooled))
     assert pooled.a.tolist() == [1, 2, 3]
-    assert pooled._time_utc.tolist()[0] < pooled._time_utc.tolist()[2]
-    assert len(set(pooled.pid_)) > 1 and os.getpid() not in set(pooled.pid_)
+    assert os.getpid() not in set(pooled.pid_)  # ran in pool processes
     assert list(pooled.columns) == list(serial.columns)
 
 
