@@ -21,11 +21,14 @@ setup(
     extras_require={
         "sweep": SWEEP,
         "gpu": GPU,
-        "test": SWEEP + ["pytest>=7", "pytest-timeout>=2.1"],
+        "test": SWEEP + ["pytest>=7", "pytest-timeout>=2.1", "distributed>=2023.1", "tabulate>=0.8.2"],
     },
     entry_points={
         "console_scripts": [
             "run=runner.cli:main",
+            "psweep-db2json=runner.sweep.scripts.db2json:main",
+            "psweep-db2table=runner.sweep.scripts.db2table:main",
+            "psweep-checkdir=runner.sweep.scripts.checkdir:main",
         ]
     },
 )

@@ -1,0 +1,172 @@
+"""`runner.sweep`: psweep's Python API (0.16), a drop-in: `import runner.sweep as ps`.
+
+Same functions, signatures, database files, hashes and templates as psweep 0.16; the additions
+are opt-in keywords of `run` (all off by default). Needs the `sweep` extra (pandas, joblib,
+jinja2), imported only when this package is: `pip install 'runner[sweep]'`.
+
+Files a run writes (calc_dir="calc", database_basename="database.pk")::
+
+    calc/database.pk                       run(), at the end (save=True): pickled DataFrame
+    calc/<_pset_id>/logs.txt               the worker running the pset (capture_logs with "file")
+    calc/tmpsave/<_run_id>/<_pset_id>.pk   the worker, per finished row (tmpsave=True)
+    calc/journal/<_run_id>/<_pset_id>.pk   the worker, per finished row (crash_safe=True); removed
+                                           once the database is written (see runner.sweep.journal)
+    calc/<_pset_id>/..., calc/run_<m>.sh   prep_batch(): rendered templates and submit scripts
+    calc.simulate/                         simulate=True: a copy of the database, then the run
+    calc.bak_<time>_run_id_<id>/           backup=True: a copy of calc/ before the run
+
+Modules: params (building params), hashing (pset_hash, washing), database (df_* helpers),
+runloop (run), call (one func call), execution (serial, pool, dask), gpuslots (gpus=...),
+journal (crash safety), templates (prep_batch), git, helpers, fileio, scripts (psweep-* CLIs).
+
+Where we differ from psweep 0.16 on purpose (psweep scripts keep working):
+
+* Washing keeps each value's type (psweep let pandas infer per column, turning e.g. np.int64
+  columns into ints and, on pandas 3, NA in text columns into nan).
+* Errors are RunnerErrors that also derive from the type psweep raised (AssertionError,
+  ValueError, TypeError); messages say what was expected.
+* Every file is written atomically; databases have an object column index, so pandas 2 can
+  read databases written with pandas 3.
+"""
+
+# ruff: noqa: E402  (the dependency check must run before the imports below)
+from __future__ import annotations
+
+import importlib
+
+from runner import __version__
+from runner.sweep.errors import SweepDependencyError
+
+for _module in ("pandas", "joblib"):
+    try:
+        importlib.import_module(_module)
+    except ImportError as _ex:
+        raise SweepDependencyError(_module, "sweep", "runner.sweep") from _ex
+
+from runner.sweep.call import capture_failures_wrapper, capture_logs_wrapper, func_wrapper
+from runner.sweep.database import (
+    CALC_DIR,
+    DATABASE_BASENAME,
+    PANDAS_DEFAULT_ORIENT,
+    PANDAS_TIME_UNIT,
+    check_calc_dir,
+    df_ensure_dtypes,
+    df_extract_dicts,
+    df_extract_params,
+    df_extract_pset,
+    df_extract_row,
+    df_filter_conds,
+    df_print,
+    df_read,
+    df_to_json,
+    df_update_pset_cols,
+    df_update_pset_hash,
+    df_write,
+    filter_cols,
+)
+from runner.sweep.errors import PsweepHashError, SweepError, SweepWarning
+from runner.sweep.fileio import (
+    file_read,
+    file_write,
+    json_read,
+    json_write,
+    pickle_read,
+    pickle_write,
+)
+from runner.sweep.git import git_clean, git_enter, git_exit, in_git_repo
+from runner.sweep.hashing import FILL_VALUE, PSET_HASH_ALG, pset_hash
+from runner.sweep.helpers import (
+    flatten,
+    flatten_dict,
+    fullpath,
+    get_many_uuids,
+    get_uuid,
+    is_seq,
+    itr,
+    makedirs,
+    system,
+)
+from runner.sweep.params import (
+    filter_params_dup_hash,
+    filter_params_unique,
+    intspace,
+    itr2params,
+    logspace,
+    merge_dicts,
+    pgrid,
+    plist,
+    stargrid,
+)
+from runner.sweep.runloop import run
+from runner.sweep.templates import (
+    FileTemplate,
+    Machine,
+    gather_calc_templates,
+    gather_machines,
+    prep_batch,
+)
+
+__all__ = [
+    "CALC_DIR",
+    "DATABASE_BASENAME",
+    "FILL_VALUE",
+    "PANDAS_DEFAULT_ORIENT",
+    "PANDAS_TIME_UNIT",
+    "PSET_HASH_ALG",
+    "FileTemplate",
+    "Machine",
+    "PsweepHashError",
+    "SweepError",
+    "SweepWarning",
+    "__version__",
+    "capture_failures_wrapper",
+    "capture_logs_wrapper",
+    "check_calc_dir",
+    "df_ensure_dtypes",
+    "df_extract_dicts",
+    "df_extract_params",
+    "df_extract_pset",
+    "df_extract_row",
+    "df_filter_conds",
+    "df_print",
+    "df_read",
+    "df_to_json",
+    "df_update_pset_cols",
+    "df_update_pset_hash",
+    "df_write",
+    "file_read",
+    "file_write",
+    "filter_cols",
+    "filter_params_dup_hash",
+    "filter_params_unique",
+    "flatten",
+    "flatten_dict",
+    "fullpath",
+    "func_wrapper",
+    "gather_calc_templates",
+    "gather_machines",
+    "get_many_uuids",
+    "get_uuid",
+    "git_clean",
+    "git_enter",
+    "git_exit",
+    "in_git_repo",
+    "intspace",
+    "is_seq",
+    "itr",
+    "itr2params",
+    "json_read",
+    "json_write",
+    "logspace",
+    "makedirs",
+    "merge_dicts",
+    "pgrid",
+    "pickle_read",
+    "pickle_write",
+    "plist",
+    "prep_batch",
+    "pset_hash",
+    "run",
+    "stargrid",
+    "system",
+]
