@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conftest import read_json, statuses
+from support import read_json, statuses
 from runner.expand import DATETIME_FORMAT
 
 SEED_EXAMPLE = """

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from conftest import read_json
+from support import read_json
 from runner.process import ProcessGroups
 from runner.scheduler import Scheduler
 from runner.task import Slot

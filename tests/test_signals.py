@@ -11,7 +11,7 @@ import textwrap
 
 import pytest
 
-from conftest import processes_in_group, read_json, run_process, statuses, wait_for
+from support import processes_in_group, read_json, run_process, statuses, wait_for
 
 # Task 1 ends at once; the others wait for the file `release` (or 60 s).
 SLOW = """
