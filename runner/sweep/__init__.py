@@ -97,6 +97,7 @@ from runner.sweep.params import (
     plist,
     stargrid,
 )
+from runner.results import read_results
 from runner.sweep.runloop import run
 from runner.sweep.templates import (
     FileTemplate,
@@ -166,6 +167,7 @@ __all__ = [
     "plist",
     "prep_batch",
     "pset_hash",
+    "read_results",
     "run",
     "stargrid",
     "system",
