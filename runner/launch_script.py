@@ -7,7 +7,7 @@
     #SBATCH --time=2-00:00:00
 
     conda activate deep
-    python train.py --lr=0.01
+    python3 train.py --lr=0.01
 
 (`#SBATCH` lines sorted by option, then the profile's `env` lines, then the command) and is
 submitted with `sbatch`; `--runs N` makes it an array of N elements. With `host: local` the
@@ -31,11 +31,12 @@ RESERVED = ("array", "parsable", "wait")  # set by --runs / by the launcher
 
 
 def interpreter(profile: Profile) -> str:
-    """Who runs a `.py` script: the profile's `python`; else `python` as the `env` lines set it
-    up; else the interpreter running `run`."""
+    """Who runs a `.py` script: the profile's `python`; else `python3` as the profile's `env`
+    lines set it up (`conda activate deep`); else, with no `env` lines, the interpreter running
+    `run` (on a cluster: found through the shared filesystem)."""
     if profile.python:
         return profile.python
-    return "python" if profile.env else sys.executable
+    return "python3" if profile.env else sys.executable
 
 
 def make_launch_argv(profile: Profile, script: str, flags: Sequence[str]) -> List[str]:

@@ -31,13 +31,14 @@ def profile(data=None, name="remote-gpu"):
 
 
 def test_seed_example_script_matches_reference():
-    script = make_launch_script(profile(), make_command_line(["python", "train.py", "--lr=0.01"]))
+    script = make_launch_script(profile(), make_command_line(make_launch_argv(
+        profile(), "train.py", ["--lr=0.01"])))
     assert script == (REFERENCE / "launch_remote_gpu.sbatch").read_text()
 
 
 def test_runs_become_an_array_matches_reference():
-    script = make_launch_script(profile(), make_command_line(
-        ["python", "dummytrain.py", "--steps=10"]), runs=10)
+    script = make_launch_script(profile(), make_command_line(make_launch_argv(
+        profile(), "dummytrain.py", ["--steps=10"])), runs=10)
     assert script == (REFERENCE / "launch_runs_10.sbatch").read_text()
 
 
@@ -80,7 +81,7 @@ def test_launch_argv_picks_the_interpreter(tmp_path, monkeypatch):
     with_env = profile({"host": "c", "env": "conda activate deep"})
     bare = profile({"host": "local"})
     pinned = profile({"host": "c", "env": "x", "python": "/opt/py/bin/python3"})
-    assert make_launch_argv(with_env, "train.py", ["--lr=1"]) == ["python", "train.py", "--lr=1"]
+    assert make_launch_argv(with_env, "train.py", ["--lr=1"]) == ["python3", "train.py", "--lr=1"]
     assert make_launch_argv(bare, "train.py", []) == [sys.executable, "train.py"]
     assert make_launch_argv(pinned, "t.py", []) == ["/opt/py/bin/python3", "t.py"]
     assert make_launch_argv(bare, "run.sh", ["a"]) == ["bash", "run.sh", "a"]

@@ -25,7 +25,7 @@ from runner.backends.slurm import (GPU_OPTIONS, RUNNER_OPTIONS, AccountEntry, Ne
                                    check_fits, group_by, make_array_range, make_command_line,
                                    make_gres, make_sbatch_script, make_time_limit,
                                    parse_gres_gpus, quote_slurm_filename, split_array)
-from runner.backends.slurm_commands import SlurmCommands
+from runner.backends.slurm_commands import SlurmCommands, is_available
 from runner.errors import BackendError, ConfigError, ResourceError, UsageError, choices_text
 from runner.profiles import Profile
 from runner.status import TaskState
@@ -113,6 +113,10 @@ class SlurmBackend(Backend):
     def submit(self, request: SubmitRequest, dry_run: bool = False) -> SubmitReport:
         profile = request.profile
         check_profile(profile)
+        if not dry_run and not is_available():
+            raise BackendError("sbatch: not found on PATH; --backend slurm submits with SLURM's "
+                               "client commands: run on the cluster's login node (--dry-run "
+                               "shows the scripts anywhere)")
         store = request.store
         records = read_submissions(store)
         report = SubmitReport(submission=None, directory=None)
