@@ -152,6 +152,17 @@ def test_submit_writes_scripts_tables_and_job_ids(make_config, cli, fake_slurm, 
                                                    "GpPeTask_2-Timeout_90-Lr_7"]
     assert (workdir / "out" / "params.yaml").exists()  # the config copy, as for a local run
     assert statuses(workdir / "out") == {}  # nothing ran here
+    assert "unset CUDA_VISIBLE_DEVICES" not in script
+
+
+def test_a_cpu_profile_unsets_inherited_gpus(make_config, cli, fake_slurm, workdir):
+    make_config(SWEEP.replace("lr: [1, 2, 3, 4, 5]", "_title: small\nlr: [1, 2, 3, 4, 5]"))
+    assert cli("-y", "params.yaml", "-o", "out", "--backend", "slurm", "--profile", "ci-cpu",
+               "-t", "small").code == 0
+    (submission,) = (workdir / "out" / ".slurm").iterdir()
+    script = (submission / "array-0.sbatch").read_text()
+    assert "--gres" not in script
+    assert script.splitlines()[-2].startswith("unset CUDA_VISIBLE_DEVICES")
 
 
 def test_an_array_element_runs_its_task_like_a_local_worker(make_config, cli, fake_slurm,

@@ -180,7 +180,8 @@ def test_a_group_needing_two_gpus(make_config, cli, workdir):
 
 
 def test_cancel_while_running_then_resume_only_the_unfinished(make_config, cli, workdir,
-                                                              accounting):
+                                                              accounting, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7")  # exported by sbatch: must not reach tasks
     make_config(sweep(f"""
         template:
           train: test {{lr}} -le 2 || ({HOLD})
@@ -201,6 +202,7 @@ def test_cancel_while_running_then_resume_only_the_unfinished(make_config, cli, 
     assert [n for n, s in before.items() if s["state"] == "pending"] == ["Lr_6"]
     assert "JobArrayTaskLimit" in before["Lr_6"]["note"]
     done_at = {n: read_json(out / n / "stat.json")["train"]["start"] for n in ("Lr_1", "Lr_2")}
+    assert read_json(out / "Lr_1" / "stat.json")["train"]["gpus"] == ""  # a cpu profile
 
     cancelled = cli("cancel", "-o", "out")
     assert cancelled.code == 0, cancelled

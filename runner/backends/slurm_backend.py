@@ -35,6 +35,7 @@ from runner.task import Status, Task
 SUBMISSION_FILE = "submission.json"
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize
 POLL_SECONDS = 1.0
+UNSET_GPUS = "unset CUDA_VISIBLE_DEVICES  # no GPU asked for: none from the submitting shell"
 
 
 class SubmissionPaths:
@@ -144,7 +145,7 @@ class SlurmBackend(Backend):
                 options = array_options(profile, need, len(chunk), request.max_parallel, paths,
                                         store.output, os.getcwd())
                 script = make_array_script(options, profile, python, paths.table(index),
-                                           request.grace)
+                                           request.grace, need.gpus)
                 arrays.append(ArrayPlan(index, need, chunk, options, script))
         report.scripts = [a.script for a in arrays]
         report.submission, report.directory = paths.id, paths.dir
@@ -354,12 +355,15 @@ def array_options(profile: Profile, needs: Needs, count: int, max_parallel: Opti
 
 
 def make_array_script(options: Dict[str, Any], profile: Profile, python: str, table: str,
-                      grace: float) -> str:
+                      grace: float, gpus: int = 1) -> str:
     """The batch script of one array: each element runs its task of `table` with the core's
-    single-task executor (`$SLURM_ARRAY_TASK_ID` picks the task)."""
+    single-task executor (`$SLURM_ARRAY_TASK_ID` picks the task). SLURM sets
+    `CUDA_VISIBLE_DEVICES` for the GPUs it binds; without GPUs none may leak in from the shell
+    that ran sbatch (its environment is exported to the job)."""
     command = make_command_line([python, "-m", "runner", "exec-task", table, "--grace",
                                  f"{grace:g}"])
-    return make_sbatch_script(options, profile.env, "exec " + command)
+    env = list(profile.env) + ([] if gpus else [UNSET_GPUS])
+    return make_sbatch_script(options, env, "exec " + command)
 
 
 def new_submission_id(store: Store, datetime: str) -> str:
