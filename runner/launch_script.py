@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from runner.backends.slurm import (make_array_range, make_command_line, make_sbatch_script)
+from runner.backends.slurm import make_array_range, make_command_line, make_sbatch_script
 from runner.errors import ConfigError, UsageError
 from runner.profiles import Profile
 

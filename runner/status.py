@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
 from runner.process import is_alive
-from runner.store import HOST, PARAM_FILE, SLURM_DIR, STAT_FILE, Store, read_json, summarize_commands
+from runner.store import (HOST, PARAM_FILE, SLURM_DIR, STAT_FILE, Store, read_json,
+                          summarize_commands)
 from runner.task import Status
 
 

@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from conftest import read_json, statuses
 
 RECORDED = Path(__file__).parent / "slurm"
@@ -23,7 +22,9 @@ FAKES = {
         echo "$*" >> "$FAKE_SLURM/sbatch.log"
         if [ "$1" = --test-only ]; then
           cat > "$FAKE_SLURM/tested.sbatch"
-          if [ -e "$FAKE_SLURM/refuse" ]; then echo "sbatch: error: $(cat "$FAKE_SLURM/refuse")" >&2; exit 1; fi
+          if [ -e "$FAKE_SLURM/refuse" ]; then
+            echo "sbatch: error: $(cat "$FAKE_SLURM/refuse")" >&2; exit 1
+          fi
           echo "sbatch: Job 1 to start at 2026-01-01T00:00:00 using 1 processors on nodes n1" >&2
           exit 0
         fi
@@ -233,7 +234,7 @@ def test_status_merges_the_queue_and_falls_back_without_accounting(make_config, 
     result = cli("status", "-o", "out", "--json")
     assert result.code == 0, result
     tasks = {t["name"]: t for t in json.loads(result.out)["tasks"]}
-    assert tasks["Lr_1"]["state"] == "interrupted"  # its job is gone, no accounting: we know no more
+    assert tasks["Lr_1"]["state"] == "interrupted"  # its job is gone; no accounting to say why
     assert tasks["Lr_2"]["state"] == "pending"
     assert tasks["Lr_2"]["note"] == "SLURM job 100_1 PENDING (Priority)"
     assert tasks["Lr_3"]["state"] == "running"
@@ -347,7 +348,8 @@ def test_launch_script_submits_an_array(workdir, cli, fake_slurm):
     text = script.read_text()
     assert "#SBATCH --array=0-2\n" in text and text.endswith("export A=1\npython3 train.py "
                                                              "--lr=0.01\n")
-    assert fake_slurm.submitted() == [f"--parsable {os.path.join('.runner', 'launch', script.name)}"]
+    kept = os.path.join(".runner", "launch", script.name)
+    assert fake_slurm.submitted() == [f"--parsable {kept}"]
 
 
 def test_launch_script_cluster_profile_without_sbatch(workdir, cli, no_slurm):

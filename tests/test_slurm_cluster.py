@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -19,13 +20,12 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import read_json, wait_for
+from conftest import read_json, run_process, wait_for
 
 pytestmark = [pytest.mark.slurm,
               pytest.mark.skipif(shutil.which("sbatch") is None,
-                                 reason="sbatch not on PATH: no SLURM here (.ci/run starts one with "
-                                        "../shared/tools/slurm-local.sh up)")]
+                                 reason="sbatch not on PATH: no SLURM here (.ci/run starts one "
+                                        "with ../shared/tools/slurm-local.sh up)")]
 
 ROOT = Path(__file__).resolve().parent.parent
 PROFILES = """
@@ -128,7 +128,9 @@ def _start_the_slow_one_first(request, timed_out_sweep):
 def test_eight_tasks_one_gpu_each(make_config, cli, workdir):
     make_config(sweep("""
         template:
-          train: echo "$CUDA_VISIBLE_DEVICES" > {_output}/cvd.txt; echo "$RUNNER_TEST_ENV"; sleep 1.5; test {lr} != 5
+          train: >-
+            echo "$CUDA_VISIBLE_DEVICES" > {_output}/cvd.txt; echo "$RUNNER_TEST_ENV";
+            sleep 1.5; test {lr} != 5
         ---
         lr: [1, 2, 3, 4, 5, 6, 7, 8]
     """))
@@ -230,6 +232,26 @@ def test_cancel_while_running_then_resume_only_the_unfinished(make_config, cli, 
         "Lr_3", "Lr_4", "Lr_5", "Lr_6"]
     assert {s["state"] for s in status(cli).values()} == {"done"}
     assert {n: read_json(out / n / "stat.json")["train"]["start"] for n in done_at} == done_at
+
+
+def test_ctrl_c_while_waiting_leaves_the_jobs_running(make_config, cli, workdir):
+    make_config(sweep(f"""
+        template:
+          train: {HOLD}
+        ---
+        lr: [1]
+    """))
+    proc = run_process(["-y", "params.yaml", "-o", "out", "--backend", "slurm", "--profile",
+                        "ci-cpu", "--wait"], workdir)
+    wait_for(lambda: (read_json(workdir / "out" / "Lr_1" / "stat.json") or {}).get(
+        "train", {}).get("status") == "running", timeout=60, what="the task to start")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, out + err
+    assert "stopped waiting; the jobs go on" in out
+    assert "RUNNING" in queue_of(jobs_of(workdir / "out"))
+    (workdir / "release").write_text("")
+    wait_for(lambda: status(cli)["Lr_1"]["state"] == "done", timeout=60, what="the task to end")
 
 
 def test_states_without_a_database(make_config, cli, workdir, require_no_accounting):

@@ -55,7 +55,8 @@ def make_sbatch_line(option: str, value: Value) -> str:
 def make_sbatch_script(options: Mapping[str, Value], env: Sequence[str], command: str) -> str:
     """The batch script: `#SBATCH --key=value` lines sorted by key, the env lines, the command."""
     lines = [SHEBANG]
-    lines.extend(make_sbatch_line(k, options[k]) for k in sorted(options) if options[k] is not False)
+    lines.extend(make_sbatch_line(key, options[key]) for key in sorted(options)
+                 if options[key] is not False)
     lines.append("")
     lines.extend(env)
     lines.append(command)

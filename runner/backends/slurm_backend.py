@@ -23,13 +23,14 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 from runner.backends.base import Backend, CancelReport, SubmitReport, SubmitRequest
 from runner.backends.slurm import (GPU_OPTIONS, RUNNER_OPTIONS, AccountEntry, Needs, QueueEntry,
                                    check_fits, group_by, make_array_range, make_command_line,
-                                   make_gres, make_sbatch_script, make_time_limit,
-                                   parse_gres_gpus, quote_slurm_filename, split_array)
+                                   make_gres, make_sbatch_script, make_time_limit, parse_gres_gpus,
+                                   quote_slurm_filename, split_array)
 from runner.backends.slurm_commands import SlurmCommands, is_available
 from runner.errors import BackendError, ConfigError, ResourceError, UsageError, choices_text
 from runner.profiles import Profile
 from runner.status import TaskState
-from runner.store import SLURM_DIR, Store, make_task_table, read_json, summarize_commands, write_json
+from runner.store import (SLURM_DIR, Store, make_task_table, read_json, summarize_commands,
+                          write_json)
 from runner.task import Status, Task
 
 SUBMISSION_FILE = "submission.json"
@@ -475,7 +476,8 @@ def _write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def wait_for_jobs(backend: SlurmBackend, jobs: List[str], on_change: Callable[[Dict[str, int]], None],
+def wait_for_jobs(backend: SlurmBackend, jobs: List[str],
+                  on_change: Callable[[Dict[str, int]], None],
                   poll: float = POLL_SECONDS, stop: Optional[Callable[[], bool]] = None) -> bool:
     """Poll the queue until these jobs left it (True), or `stop()` says to give up (False)."""
     last: Optional[Dict[str, int]] = None

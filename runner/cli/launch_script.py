@@ -37,10 +37,10 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
+    from runner.backends.slurm import make_command_line
     from runner.expand import make_datetime
     from runner.launch_script import (check_runs, make_launch_argv, make_launch_script,
                                       make_local_text, submit_launch_script)
-    from runner.backends.slurm import make_command_line
     from runner.profiles import load_profile
 
     args = make_parser().parse_args(argv)
