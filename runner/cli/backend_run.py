@@ -68,7 +68,6 @@ def run_backend(args, config, plan, todo, skipped, store, datetime: str,
     request = SubmitRequest(tasks=[t for t, _ in todo], store=store, datetime=datetime,
                             profile=profile, config_path=args.yaml, force=args.force,
                             max_parallel=args.max_parallel, grace=args.grace,
-                            info={"argv": sys.argv[1:] if sys.argv else []},
                             prepare=prepare_output)
     report = backend.submit(request, dry_run=args.dry_run)
     lines = [f"run: {len(plan.tasks)} tasks from {args.yaml} -> {args.output} "

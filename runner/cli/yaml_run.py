@@ -22,8 +22,9 @@ document maps params to lists of values. Finished commands are recorded in
 def make_parser() -> ArgumentParser:
     from runner.cli import SUBCOMMANDS
 
+    width = max(len(name) for name in SUBCOMMANDS)
     epilog = "subcommands:\n" + "\n".join(
-        f"  run {name:<10} {text}" for name, (_, text) in SUBCOMMANDS.items())
+        f"  run {name:<{width}} {text}" for name, (_, text) in SUBCOMMANDS.items())
     epilog += ("\n\nexit status: 0 all selected commands done, 1 a command failed, "
                "2 bad input, 130 interrupted")
     parser = ArgumentParser(prog="run", description=DESCRIPTION, epilog=epilog,
