@@ -40,10 +40,14 @@ HOLD = "for i in $(seq 600); do test -e release && break; sleep 0.1; done; test 
 
 def accounting_type() -> str:
     out = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True,
-                         timeout=30)
+                         timeout=60)
     if out.returncode != 0:
-        pytest.fail(f"sbatch is on PATH but no SLURM controller answers ({out.stderr.strip()}); "
-                    f"start one with ../shared/tools/slurm-local.sh up")
+        reason = (f"sbatch is on PATH but no SLURM controller answers "
+                  f"({out.stderr.strip() or 'scontrol show config failed'}); start one with "
+                  f"../shared/tools/slurm-local.sh up")
+        if os.environ.get("RUNNER_REQUIRE_SLURM"):  # .ci/run started one: it must answer
+            pytest.fail(reason)
+        pytest.skip(reason)
     for line in out.stdout.splitlines():
         if line.startswith("AccountingStorageType"):
             return line.split("=", 1)[1].strip()
