@@ -26,6 +26,7 @@ CONFIG_KEYS: Dict[str, str] = {
     "default": "mapping of param -> value used where a task has no such param",
     "alias": "mapping of name -> list or mapping, expanded at [name] placeholders",
     "pack": "mapping of name -> list or mapping: one param that stands for several",
+    "profiles": "mapping of profile name -> {device, host, env, resources} (--backend slurm)",
     **{key: text for key, (_, text) in SETTINGS.items()},
 }
 

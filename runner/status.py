@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
 from runner.process import is_alive
-from runner.store import HOST, PARAM_FILE, STAT_FILE, Store, read_json, summarize_commands
+from runner.store import (HOST, PARAM_FILE, SLURM_DIR, STAT_FILE, Store, read_json,
+                          summarize_commands)
 from runner.task import Status
 
 
@@ -24,11 +25,15 @@ class TaskState:
     commands: Dict[str, Dict[str, Any]]  # command -> its stat.json entry (pending: status only)
     params: Dict[str, Any] = field(default_factory=dict)
     dir: str = ""
+    note: str = ""  # what an engine (SLURM) adds: its job, state and reason
 
     def to_json(self) -> Dict[str, Any]:
-        return {"name": self.name, "state": self.state.value, "dir": self.dir,
-                "commands": self.commands,
-                "params": {k: v for k, v in self.params.items() if k != "_commands"}}
+        out = {"name": self.name, "state": self.state.value, "dir": self.dir,
+               "commands": self.commands,
+               "params": {k: v for k, v in self.params.items() if k != "_commands"}}
+        if self.note:
+            out["note"] = self.note
+        return out
 
 
 def _is_stale(entry: Dict[str, Any]) -> bool:
@@ -66,7 +71,12 @@ def collect_states(store: Store) -> List[TaskState]:
                 for command in task["commands"]:
                     known.commands.setdefault(command, {"status": Status.PENDING.value})
                 known.state = _summarize(known.commands)
-    return sorted(states.values(), key=lambda s: s.name)
+    result = sorted(states.values(), key=lambda s: s.name)
+    if os.path.isdir(os.path.join(store.output, SLURM_DIR)):  # submitted with --backend slurm
+        from runner.backends.slurm_backend import merge_queue_states
+
+        result = merge_queue_states(store, result)
+    return result
 
 
 def _summarize(commands: Dict[str, Dict[str, Any]]) -> Status:

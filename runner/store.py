@@ -8,6 +8,7 @@ The tree of one output directory::
     <output>/<name>/log.<cmd>.<dt>      one log per command per invocation
     <output>/<name>/.lock               held while an invocation works on the task
     <output>/.runner/runs/<id>.json     task table of one invocation: the tasks it set out to run
+    <output>/.slurm/<id>/               one SLURM submission: scripts, task tables, job ids
 
 With `--no-param-dir`, logs are `<output>/log.<cmd>.<dt>.<name>` and the task's state lives in
 `<output>/.runner/tasks/<name>/`. "Done" always means that `stat.json` says so.
@@ -34,6 +35,7 @@ LOCK_FILE = ".lock"
 STATE_DIR = ".runner"
 TASK_STATE_DIR = os.path.join(STATE_DIR, "tasks")
 RUNS_DIR = os.path.join(STATE_DIR, "runs")
+SLURM_DIR = ".slurm"  # submissions of --backend slurm (runner.backends.slurm_backend)
 HOST = socket.gethostname()
 
 

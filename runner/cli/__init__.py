@@ -16,6 +16,9 @@ SUBCOMMANDS = {
     "status": ("runner.cli.status", "show every task's state in an output directory"),
     "results": ("runner.cli.results", "every task's params, state, timings and metrics as a table"),
     "exec-task": ("runner.cli.exec_task", "run one task of a task table (used by remote engines)"),
+    "cancel": ("runner.cli.cancel", "cancel the SLURM jobs of an output directory"),
+    "launch-script": ("runner.cli.launch_script",
+                      "run a script with a profile: here, or as an sbatch job"),
 }
 
 

@@ -46,6 +46,8 @@ def main(argv: List[str]) -> int:
                      " ".join(f"{c}:{e['status']}" for c, e in state.commands.items()),
                      f"{sum(durations):.1f}s" if any(durations) else "-", gpus or "-",
                      last[:19].replace("T", " ") or "-"))
+    if any(state.note for state in states):  # an engine (SLURM) had something to add
+        rows = [row + (note,) for row, note in zip(rows, ["NOTE"] + [s.note for s in states])]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")

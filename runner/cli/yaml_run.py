@@ -22,8 +22,9 @@ document maps params to lists of values. Finished commands are recorded in
 def make_parser() -> ArgumentParser:
     from runner.cli import SUBCOMMANDS
 
+    width = max(len(name) for name in SUBCOMMANDS)
     epilog = "subcommands:\n" + "\n".join(
-        f"  run {name:<10} {text}" for name, (_, text) in SUBCOMMANDS.items())
+        f"  run {name:<{width}} {text}" for name, (_, text) in SUBCOMMANDS.items())
     epilog += ("\n\nexit status: 0 all selected commands done, 1 a command failed, "
                "2 bad input, 130 interrupted")
     parser = ArgumentParser(prog="run", description=DESCRIPTION, epilog=epilog,
@@ -52,12 +53,18 @@ def make_parser() -> ArgumentParser:
                         help="random seed of --sample (default: 0, recorded in the header)")
     parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
                         help="on Ctrl-C, seconds between SIGTERM and SIGKILL (default: 10)")
+    from runner.cli.backend_run import add_backend_arguments
+
+    add_backend_arguments(parser)
     return parser
 
 
 @command
 def main(argv: List[str]) -> int:
     args = make_parser().parse_args(argv)
+    from runner.cli.backend_run import check_backend_arguments
+
+    check_backend_arguments(args)
     return run_yaml(args)
 
 
@@ -87,6 +94,11 @@ def run_yaml(args) -> int:
     if args.debug:
         return _debug(plan, config, store, slots[0], datetime, args)
     todo, skipped = _split_done(plan.tasks, store, args.force)
+    if args.backend != "local":  # another engine runs the tasks: submit them there
+        from runner.cli.backend_run import run_backend
+
+        return run_backend(args, config, plan, todo, skipped, store, datetime,
+                           lambda: _prepare_output(args, config, store))
     if args.dry_run:
         _print_dry_run(plan, todo, skipped, store, args.force)
         return EXIT_OK
