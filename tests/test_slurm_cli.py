@@ -12,7 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import read_json, statuses
+from support import read_json, statuses
 
 RECORDED = Path(__file__).parent / "slurm"
 

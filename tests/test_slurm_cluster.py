@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import read_json, run_process, wait_for
+from support import read_json, run_process, wait_for
 
 pytestmark = [pytest.mark.slurm,
               pytest.mark.skipif(shutil.which("sbatch") is None,

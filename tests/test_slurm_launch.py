@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import run_process, wait_for
+from support import run_process, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
