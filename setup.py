@@ -21,7 +21,7 @@ setup(
     extras_require={
         "sweep": SWEEP,
         "gpu": GPU,
-        "test": SWEEP + ["pytest>=7", "pytest-timeout>=2.1"],
+        "test": SWEEP + GPU + ["pytest>=7", "pytest-timeout>=2.1"],
     },
     entry_points={
         "console_scripts": [
