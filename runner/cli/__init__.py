@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 SUBCOMMANDS = {
     "status": ("runner.cli.status", "show every task's state in an output directory"),
     "exec-task": ("runner.cli.exec_task", "run one task of a task table (used by remote engines)"),
+    "gpus": ("runner.cli.gpus", "show the GPUs, their processes and which of our tasks run there"),
 }
 
 
