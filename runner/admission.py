@@ -172,16 +172,14 @@ class Admission:
             now = self.clock()
             usage = self._usage(readings) if readings is not None else None
             fits: List[Tuple[int, int, int]] = []  # (-available, our tasks there, position)
-            blocked: List[Tuple[float, str]] = []  # (how close it came, why not)
+            blocked: List[Tuple[float, int, str, tuple]] = []  # (closeness, position, why, data)
             for position, gpu in enumerate(self.pool):
                 state = self._state[gpu.id]
-                exclusive = demand.memory is None and gpu.cap is None
-                why, closeness, available = self._judge(gpu, state, demand, exclusive, now,
-                                                        readings, usage)
+                why, closeness, data = self._judge(gpu, state, demand, now, readings, usage)
                 if why:
-                    blocked.append((closeness, why))
+                    blocked.append((closeness, -position, why, data))
                 else:
-                    fits.append((-(available or 0), state.count, position))
+                    fits.append((-data[0], state.count, position))
             if len(fits) < demand.gpus:
                 return None, self._reason(demand, len(fits), blocked)
             chosen = tuple(self.pool[p] for p in sorted(f[2] for f in sorted(fits)[:demand.gpus]))
@@ -195,44 +193,68 @@ class Admission:
                 state.placements.append(placement)
             return placement, ""
 
-    def _judge(self, gpu: PoolGpu, state: _GpuState, demand: Demand, exclusive: bool, now: float,
+    def _judge(self, gpu: PoolGpu, state: _GpuState, demand: Demand, now: float,
                readings: Optional[Dict[str, GpuReading]], usage: Optional[Dict[str, Tuple]]
-               ) -> Tuple[str, float, Optional[int]]:
-        """(why not, how close, available memory) for one GPU; why is '' when the task fits."""
+               ) -> Tuple[str, float, tuple]:
+        """(why not, how close it came, data) for one GPU; why is '' when the task fits, and
+        data is then (available memory,). Words are made only for the reason shown (`_say`)."""
         if state.exclusive:
-            return f"GPU {gpu.id} runs a task that has it to itself", -2, None
-        if exclusive and state.count:
-            return (f"GPU {gpu.id} runs {state.count} task" + ("s" if state.count > 1 else "")
-                    + " (a task without gpu_memory takes a GPU to itself)"), -2, None
+            return "alone", -2, (gpu.id,)
+        if demand.memory is None and gpu.cap is None and state.count:
+            return "shared", -2, (gpu.id, state.count)
         if gpu.cap is not None and state.count >= gpu.cap:
-            return (f"GPU {gpu.id} runs {state.count} task" + ("s" if state.count > 1 else "")
-                    + ", as many as 'resource' lists it"), -2, None
+            return "cap", -2, (gpu.id, state.count)
         if readings is None:
-            return "", 0, None
+            return "", 0, (0,)
         reading = readings[gpu.id]
         if reading.error:
-            return f"GPU {gpu.id}: {reading.error}", -3, None
-        available = None
+            return "error", -3, (gpu.id, reading.error)
+        available = 0
         if demand.memory is not None:
             outstanding, foreign = usage[gpu.id]
             available = reading.memory_free - outstanding
             if available < demand.memory:
-                others = (f" (other processes hold {format_bytes(foreign)})" if foreign else "")
-                return (f"GPU {gpu.id} has {format_bytes(max(available, 0))} free{others}, "
-                        f"needs {format_bytes(demand.memory)}"), available / demand.memory, None
+                return "memory", available / demand.memory, (gpu.id, available, foreign,
+                                                              demand.memory)
         if demand.max_util is not None:
             settling = state.last_start + self.grace - now
             if settling > 0:
-                return (f"GPU {gpu.id} started a task {now - state.last_start:.1f} s ago; its "
-                        f"utilisation settles for {settling:.1f} s more"), -0.5, None
+                return "settling", -0.5, (gpu.id, now - state.last_start, settling)
             if reading.utilization is not None and reading.utilization > demand.max_util:
-                return (f"GPU {gpu.id} is {reading.utilization:.0f}% busy, max_gpu_util "
-                        f"{demand.max_util:g}%"), -1, None
-        return "", 0, available
+                return "busy", -1, (gpu.id, reading.utilization, demand.max_util)
+        return "", 0, (available,)
 
-    def _reason(self, demand: Demand, fitting: int, blocked: List[Tuple[float, str]]) -> str:
+    @staticmethod
+    def _say(why: str, data: tuple) -> str:
+        """One GPU's reason in words."""
+        gpu_id = data[0]
+        if why == "alone":
+            return f"GPU {gpu_id} runs a task that has it to itself"
+        if why in ("shared", "cap"):
+            count = data[1]
+            return (f"GPU {gpu_id} runs {count} task" + ("s" if count > 1 else "")
+                    + (" (a task without gpu_memory takes a GPU to itself)" if why == "shared"
+                       else ", as many as 'resource' lists it"))
+        if why == "error":
+            return f"GPU {gpu_id}: {data[1]}"
+        if why == "memory":
+            _, available, foreign, needed = data
+            others = f" (other processes hold {format_bytes(foreign)})" if foreign else ""
+            return (f"GPU {gpu_id} has {format_bytes(max(available, 0))} free{others}, "
+                    f"needs {format_bytes(needed)}")
+        if why == "settling":
+            return (f"GPU {gpu_id} started a task {data[1]:.1f} s ago; its utilisation settles "
+                    f"for {data[2]:.1f} s more")
+        return f"GPU {gpu_id} is {data[1]:.0f}% busy, max_gpu_util {data[2]:g}%"
+
+    def _reason(self, demand: Demand, fitting: int,
+                blocked: List[Tuple[float, int, str, tuple]]) -> str:
         """The GPU that came closest, said plainly; the others counted."""
-        closest = max(blocked, key=lambda b: b[0])[1] if blocked else "no GPU in the pool"
+        if blocked:
+            _, _, why, data = max(blocked, key=lambda b: b[:2])
+            closest = self._say(why, data)
+        else:
+            closest = "no GPU in the pool"
         others = len(blocked) - 1
         more = (f"; {others} other GPU{'s' if others > 1 else ''} cannot take it either"
                 if others > 0 else "")

@@ -56,9 +56,11 @@ class Scheduler(Generic[J, R]):
         self.on_wait = on_wait
         self._changed = threading.Condition(self._lock)
         self._taking = threading.Lock()  # one admission decision at a time
-        self._ended = 0  # jobs that ended on a worker: the dispatcher's cue to look again
+        self._ended = 0  # times the last running job ended: the dispatcher's cue to look again
         self._running = 0  # admitted jobs not yet ended
         self._idle: List[int] = []  # slot indices of workers waiting for a job
+        self._inboxes: Dict[int, "queue.SimpleQueue"] = {}
+        self._workers: List[threading.Thread] = []
         self._waiting: Optional[str] = None
 
     @property
@@ -128,31 +130,21 @@ class Scheduler(Generic[J, R]):
     # -- with an admission: a worker per running job; a dispatcher for waits and new workers --
 
     def _dispatch(self) -> None:
-        """Open workers while jobs are admitted; wait (saying why) while the next one is not."""
-        inboxes: Dict[int, "queue.SimpleQueue"] = {}
-        workers: List[threading.Thread] = []
+        """Fill the GPUs at the start; then, while the next job waits, look again every
+        `admission.retry_after()` seconds (foreign processes come and go). Jobs ending on a
+        worker are followed by that worker itself (`_serve`)."""
         if hasattr(self.groups, "tags"):
             self.admission.attach(self.groups.tags)
         try:
             while not self.stopping.is_set():
-                with self._changed:
-                    seen = self._ended
                 item, why = self._take()
                 if item is not None:
-                    with self._changed:
-                        index = heapq.heappop(self._idle) if self._idle else len(inboxes)
-                    if index not in inboxes:
-                        inboxes[index] = queue.SimpleQueue()
-                        worker = threading.Thread(target=self._serve, daemon=True,
-                                                  args=(index, inboxes[index]),
-                                                  name=f"slot-{index}")
-                        workers.append(worker)
-                        worker.start()
-                    inboxes[index].put(item)
+                    self._start(item)
                     continue
                 with self._changed:
                     if why is None and self._running == 0 and not (self._queue or self._deferred):
                         break
+                    seen = self._ended
                 self._wait_for_change(seen, self.admission.retry_after() if why else 1.0)
         except BaseException as e:  # an NVML failure or a bug: stop everything, re-raise in run()
             self._fail(e)
@@ -161,13 +153,26 @@ class Scheduler(Generic[J, R]):
                 while self._running:
                     self._changed.wait()
             self._say_waiting(None)
-            for inbox in inboxes.values():
+            for inbox in list(self._inboxes.values()):
                 inbox.put(None)
-            for worker in workers:
+            for worker in list(self._workers):
                 worker.join()
             with self._lock:
                 self._active = 0
                 self._finished.set()
+
+    def _start(self, item: tuple) -> None:
+        """Hand an admitted job to an idle worker, or to a new one."""
+        with self._changed:
+            index = heapq.heappop(self._idle) if self._idle else len(self._inboxes)
+            inbox = self._inboxes.get(index)
+            if inbox is None:
+                inbox = self._inboxes[index] = queue.SimpleQueue()
+                worker = threading.Thread(target=self._serve, args=(index, inbox), daemon=True,
+                                          name=f"slot-{index}")
+                self._workers.append(worker)
+                worker.start()
+        inbox.put(item)
 
     def _take(self) -> tuple:
         """((job, final, placement), None) for the next job if it is admitted now; else
@@ -193,18 +198,26 @@ class Scheduler(Generic[J, R]):
             return (job, final, placement), None
 
     def _serve(self, index: int, inbox: "queue.SimpleQueue") -> None:
-        """A worker: runs what the dispatcher hands it, then admits the next jobs itself."""
+        """A worker: runs the job it is handed, then admits the next job itself, and when the
+        job that ended was larger than that one, hands what else fits to other workers."""
         while True:
             item = inbox.get()
             if item is None:
                 return
-            while item is not None:
-                self._run_admitted(index, *item)
-                item, _ = self._take()
+            try:
+                while item is not None:
+                    ended = item[2]
+                    self._run_admitted(index, *item)
+                    item, _ = self._take()
+                    if item is not None and _larger(ended.demand, item[2].demand):
+                        more, _ = self._take()  # a larger job ended: room for more than one?
+                        while more is not None:
+                            self._start(more)
+                            more, _ = self._take()
+            except BaseException as e:  # the admission failed: stop, re-raise in run()
+                self._fail(e)
             with self._changed:
                 heapq.heappush(self._idle, index)
-                self._ended += 1
-                self._changed.notify_all()
 
     def _run_admitted(self, index: int, job: J, final: bool, placement: Any) -> None:
         slot = Slot(index, placement.ids)
@@ -231,8 +244,9 @@ class Scheduler(Generic[J, R]):
         finally:
             with self._changed:
                 self._running -= 1
-                self._ended += 1
-                self._changed.notify_all()
+                if not self._running:  # the dispatcher's cue to look again, or to finish
+                    self._ended += 1
+                    self._changed.notify_all()
 
     def _wait_for_change(self, seen: int, timeout: float) -> None:
         """Until a job ends, `timeout` passes or the run is stopped (checked every 0.1 s)."""
@@ -255,3 +269,12 @@ class Scheduler(Generic[J, R]):
             if self.error is None:
                 self.error = error
         self.groups.stop()
+
+
+def _larger(ended: Any, started: Any) -> bool:
+    """Whether a job's demand that ended may leave room for more than the one that replaced it."""
+    if ended.gpus != started.gpus:
+        return ended.gpus > started.gpus
+    if (ended.memory is None) != (started.memory is None):
+        return ended.memory is None  # a GPU to itself ended
+    return (ended.memory or 0) > (started.memory or 0)

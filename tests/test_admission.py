@@ -203,6 +203,27 @@ def test_no_two_tasks_are_admitted_onto_the_same_memory():
     assert most_at_once[1] >= 3  # several tasks did share the GPUs
 
 
+def test_when_a_large_task_ends_the_smaller_ones_that_now_fit_start_together():
+    # no polling (poll 30 s): only the worker whose task ends can start the waiting ones
+    admission, _, _ = machine(24, 8, poll=30, grace=0)
+    started = {name: threading.Event() for name in ("big", "long", "a", "b")}
+    a_waits = threading.Event()
+
+    def execute(job, slot, final):
+        started[job.name].set()
+        if job.name == "big":
+            assert a_waits.wait(10)
+        if job.name in ("a", "long"):  # they end only once b runs next to them
+            assert started["b"].wait(10), "b did not start while a ran"
+        return job.name, slot.gpus
+
+    jobs = [task("big", gpu_memory=20 * GIB), task("long", gpu_memory=8 * GIB),
+            task("a", gpu_memory=10 * GIB), task("b", gpu_memory=10 * GIB)]
+    results = Scheduler([], execute, admission=admission,
+                        on_wait=lambda why: why and a_waits.set()).run(jobs)
+    assert sorted(results) == [("a", ("0",)), ("b", ("0",)), ("big", ("0",)), ("long", ("1",))]
+
+
 def test_the_scheduler_tells_why_it_waits_and_starts_when_room_appears():
     admission, gpus, clock = machine(24, poll=0.02)
     foreign = gpus.add_process(0, pid=31337, memory=20 * GIB)
@@ -245,6 +266,24 @@ def test_an_admission_failure_stops_the_run_and_is_raised():
     with pytest.raises(OSError, match="fell off the bus"):
         scheduler.run([task(gpu_memory=GIB)])
     assert scheduler.stopping.is_set()
+
+
+def test_an_admission_failure_on_a_worker_stops_the_run_and_is_raised():
+    admission, gpus, _ = machine(24, poll=30, grace=0)
+    reads = []
+    real_read = gpus.read
+
+    def read(index):
+        reads.append(index)
+        if len(reads) > 2:  # a is admitted, b refused; the worker that ran a then asks again
+            raise OSError("GPU fell off the bus")
+        return real_read(index)
+
+    gpus.read = read
+    scheduler = Scheduler([], lambda job, slot, final: job.name, admission=admission)
+    with pytest.raises(OSError, match="fell off the bus"):
+        scheduler.run([task("a", gpu_memory=20 * GIB), task("b", gpu_memory=20 * GIB)])
+    assert scheduler.results == ["a"] and scheduler.stopping.is_set()
 
 
 # -- through the command line ---------------------------------------------------------------------
