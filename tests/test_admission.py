@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import random
+import signal
 import threading
 import time
 
@@ -460,3 +461,26 @@ def test_without_a_terminal_a_wait_is_printed_when_its_reason_is_new():
         console.waiting_for(None)
     assert out.getvalue().count(" wait   GPU 0 has 1.0 GiB free, needs 2.0 GiB\n") == 1
     assert "\r" not in out.getvalue()
+
+
+def test_ctrl_c_while_waiting_for_room_ends_the_run_at_once(make_config, workdir, fake_gpus):
+    fake_gpus({"gpus": [{"memory": "24GiB", "processes": [{"pid": 31337, "memory": "20GiB"}]}]})
+    make_config("""
+        template:
+          t: echo ran
+        resource: auto
+        gpu_memory: 10GiB
+        ---
+        i: [1, 2]
+    """)
+    run = run_process([], workdir)
+    for line in run.stdout:
+        if " wait " in line:
+            break
+    started = time.monotonic()
+    run.send_signal(signal.SIGINT)
+    out, _ = run.communicate(timeout=30)
+    assert time.monotonic() - started < 5
+    assert run.returncode == 130
+    assert "summary: 0 done, 0 failed, 0 skipped (done earlier), 2 not started" in out
+    assert not (workdir / "output/I_1/stat.json").exists()
