@@ -176,7 +176,7 @@ class TaskExecutor:
                             "retried_because": reason})
             self.events.command_retrying(task, slot, result, reason, attempt + 1, attempts,
                                          policy["delay"])
-            if self.groups.stopping.wait(policy["delay"]) if policy["delay"] else False:
+            if policy["delay"] and self.groups.stopping.wait(policy["delay"]):
                 break
             attempt += 1
         self.events.command_ended(task, slot, result)
@@ -291,8 +291,8 @@ def retry_reason(conditions: List[str], result: CommandResult, scan: Callable[[]
             continue
         if word == "exit" and result.exit_status == int(rest):
             return f"exit status {rest}"
-        if word == "signal" and result.signal == int(rest):
-            return f"killed by signal {rest}"
+        if word == "signal" and int(rest) in (result.signal, (result.exit_status or 0) - 128):
+            return f"killed by signal {rest}"  # itself, or the shell says so with 128 + N
         if word in ("oom", "log"):
             text = scan() if text is None else text
             if word == "oom" and OOM_PATTERN.search(text):

@@ -64,7 +64,7 @@ class Resources:
 
 def plan_resources(resource: Resource, tasks: Sequence[Task],
                    environ: Mapping[str, str] = os.environ,
-                   open_query: Callable[[], GpuQuery] = open_gpus,
+                   open_query: Optional[Callable[[], GpuQuery]] = None,
                    cpus: Optional[int] = None) -> Resources:
     """Decide the slots or the admission for these tasks. ResourceError if some can never run."""
     memory = any(t.settings.get("gpu_memory") is not None for t in tasks)
@@ -78,7 +78,9 @@ def plan_resources(resource: Resource, tasks: Sequence[Task],
         notices.append("no 'resource' given: using 'resource: auto' for the GPU settings "
                        f"({_used(tasks)})")
         resource = AUTO_RESOURCE
-    query, why = _open(open_query)
+    if resource != AUTO_RESOURCE and not gpu_settings and not any(resource):
+        return Resources([Slot(i, tuple(g)) for i, g in enumerate(resource)], notices=notices)
+    query, why = _open(open_query or open_gpus)
     devices: Dict[str, GpuDevice] = {}
     known = query.devices() if query is not None else []
     if resource == AUTO_RESOURCE:

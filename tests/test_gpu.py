@@ -303,6 +303,31 @@ def test_explicit_indices_work_as_before_without_nvml(make_config, cli, workdir,
     assert "gpu_devices" not in read_json(workdir / "output/I_1/stat.json")["probe"]
 
 
+def test_plain_slots_record_their_gpus_when_nvml_knows_them(make_config, cli, workdir, fake_gpus):
+    fake_gpus({"gpus": [{"name": "Fake V100", "memory": "16GiB", "uuid": "GPU-aaaa"},
+                        {"name": "Fake V100", "memory": "16GiB", "uuid": "GPU-bbbb"}]})
+    make_config(PROBE.replace("resource: auto", "resource: ['1', GPU-aaaa]"))
+    result = cli()
+    assert result.code == 0 and "slots: 2 (0: GPU 1, 1: GPU GPU-aaaa)" in result.out
+    recorded = {read_json(p)["probe"]["gpus"]: read_json(p)["probe"]["gpu_devices"]
+                for p in workdir.glob("output/*/stat.json")}
+    assert recorded == {"1": [{"index": 1, "uuid": "GPU-bbbb", "name": "Fake V100",
+                               "memory_total": 16 * GIB}],
+                        "GPU-aaaa": [{"index": 0, "uuid": "GPU-aaaa", "name": "Fake V100",
+                                      "memory_total": 16 * GIB}]}
+
+
+def test_slots_without_gpus_never_ask_nvml(make_config, cli, workdir, monkeypatch):
+    def refuse():
+        raise AssertionError("NVML was asked")
+
+    monkeypatch.setattr("runner.resources.open_gpus", refuse)
+    make_config(PROBE.replace("resource: auto", "resource: ['', '']"))
+    assert cli().code == 0
+    make_config(PROBE.replace("resource: auto\n", ""))
+    assert cli("-f").code == 0
+
+
 def test_gpus_per_task_makes_slots_of_k_gpus(make_config, cli, workdir, fake_gpus):
     fake_gpus({"gpus": [{"memory": "8GiB"}] * 5})
     make_config(PROBE.replace("resource: auto", "resource: auto\ngpus_per_task: 2"))

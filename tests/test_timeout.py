@@ -119,6 +119,26 @@ def test_retries_only_for_the_failures_named(make_config, cli, workdir):
     assert three["attempts"][0]["retried_because"] == "exit status 3"
 
 
+def test_retry_on_a_signal_seen_directly_or_through_the_shell(make_config, cli, workdir):
+    make_config(f"""
+        template:
+          t: |
+            {FLAKY} [ $n -ge 2 ] && exit 0
+            if [ {{mode}} = direct ]; then kill -9 $$; else sh -c 'kill -9 $$'; fi
+        retries: {{count: 1, on: [SIGKILL]}}
+        ---
+        mode: [direct, shell]
+    """)
+    result = cli()
+    assert result.code == 0, result.out
+    first = {p.parent.name: read_json(p)["t"] for p in (workdir / "output").glob("*/stat.json")}
+    assert first["Mode_direct"]["attempts"][0]["signal"] == 9
+    assert first["Mode_shell"]["attempts"][0]["exit_status"] == 137
+    for entry in first.values():
+        assert entry["status"] == "done" and entry["attempt"] == 2
+        assert entry["attempts"][0]["retried_because"] == "killed by signal 9"
+
+
 def test_retry_on_cuda_out_of_memory_in_the_log(make_config, cli, workdir):
     make_config(f"""
         template:
