@@ -467,5 +467,5 @@ def test_ctrl_c_leaves_no_process_of_ours_on_the_fake_gpu(make_config, workdir, 
     run.send_signal(signal.SIGINT)
     run.communicate(timeout=30)
     assert run.returncode == 130
-    assert processes_in_group(group) == []
+    wait_for(lambda: processes_in_group(group) == [], 10, "the group to be gone")
     assert gpus.read(0).processes == ()  # a pid_file process is listed only while it lives

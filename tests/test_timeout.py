@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from conftest import processes_in_group, read_json, run_process, statuses
+from conftest import processes_in_group, read_json, run_process, statuses, wait_for
 
 
 def entry_of(workdir, task, command="t"):
@@ -30,7 +30,7 @@ def test_a_command_past_its_timeout_is_stopped_with_its_whole_group(make_config,
     assert (entry["status"], entry["code"], entry["signal"], entry["timeout"]) == (
         "timeout", 1, signal.SIGTERM, 0.5)
     assert 0.5 <= entry["duration"] < 5
-    assert processes_in_group(entry["pid"]) == []
+    wait_for(lambda: processes_in_group(entry["pid"]) == [], 10, "the group to be gone")
     assert "TIMEOUT I_1 t (timed out after 0." in result.out
     assert "summary: 0 done, 0 failed, 1 timed out, 0 skipped" in result.out
     assert "I_1 t: (timed out after" in result.out  # listed with the failed tasks
@@ -49,7 +49,7 @@ def test_a_command_that_ignores_term_is_killed_after_the_grace_period(make_confi
     entry = entry_of(workdir, "I_1")
     assert entry["status"] == "timeout" and entry["signal"] == signal.SIGKILL
     assert entry["duration"] < 5
-    assert processes_in_group(entry["pid"]) == []
+    wait_for(lambda: processes_in_group(entry["pid"]) == [], 10, "the group to be gone")
 
 
 def test_a_timeout_param_overrides_the_config_per_task(make_config, cli, workdir):
