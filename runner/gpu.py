@@ -133,8 +133,7 @@ class NvmlGpus(GpuQuery):
             raise GpuUnavailable(f"NVML is not available: {self._explain(e)}") from None
         except OSError as e:  # the library loaded but something below it failed
             raise GpuUnavailable(f"NVML is not available: {e}") from None
-        self._open = True
-        self._lock = threading.Lock()
+        self._open = True  # NVML itself is thread-safe: no lock of ours around its calls
         try:
             count = nvml.nvmlDeviceGetCount()
             self._handles = [nvml.nvmlDeviceGetHandleByIndex(i) for i in range(count)]
