@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 from runner.errors import ConfigError, choices_text, did_you_mean
 from runner.settings import SETTINGS, parse_setting
@@ -18,11 +18,12 @@ from runner.settings import SETTINGS, parse_setting
 DEFAULT_CONFIG = "params.yaml"
 TITLE_KEY = "_title"
 RESERVED_PARAMS = ("_name", "_output", "_datetime", "_commands")
+AUTO_RESOURCE = "auto"  # `resource: auto`: one slot per GPU that NVML reports
 
 # Keys of document 0 -> what they hold. Features that add keys register them here.
 CONFIG_KEYS: Dict[str, str] = {
     "template": "mapping of command name -> shell command",
-    "resource": "list of GPU slots, e.g. [0, 1] or ['0,1', '2,3']",
+    "resource": "list of GPU slots, e.g. [0, 1] or ['0,1', '2,3'], or 'auto'",
     "default": "mapping of param -> value used where a task has no such param",
     "alias": "mapping of name -> list or mapping, expanded at [name] placeholders",
     "pack": "mapping of name -> list or mapping: one param that stands for several",
@@ -53,7 +54,7 @@ class Config:
 
     path: str
     templates: Dict[str, str]
-    resource: Optional[List[Tuple[str, ...]]]  # None: not given
+    resource: Union[None, str, List[Tuple[str, ...]]]  # None: not given; AUTO_RESOURCE: auto
     defaults: Dict[str, Any] = field(default_factory=dict)
     aliases: Dict[str, Any] = field(default_factory=dict)
     packs: Dict[str, Any] = field(default_factory=dict)
@@ -259,7 +260,16 @@ def parse_resource_entry(entry: Any) -> Tuple[str, ...]:
     raise ValueError(f"{_kind(entry)} is not a GPU index")
 
 
-def _parse_resource(value: Any, where: _Where, node: Any) -> List[Tuple[str, ...]]:
+def is_auto_resource(value: Any) -> bool:
+    """`auto`, in any case, alone or as the only entry of a list."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return isinstance(value, str) and value.strip().lower() == AUTO_RESOURCE
+
+
+def _parse_resource(value: Any, where: _Where, node: Any) -> Union[str, List[Tuple[str, ...]]]:
+    if is_auto_resource(value):
+        return AUTO_RESOURCE
     entries = value if isinstance(value, list) else [value]
     if value is None or not entries:
         raise ConfigError(f"{where(node, 'document 0 (the config)', 'resource')}is empty; list at "
@@ -271,7 +281,9 @@ def _parse_resource(value: Any, where: _Where, node: Any) -> List[Tuple[str, ...
             slots.append(parse_resource_entry(entry))
         except ValueError as e:
             raise ConfigError(f"{where(node, 'document 0 (the config)', 'resource')}{e}; an entry "
-                              f"is a GPU index (0), a group ('0,1') or '' for no GPU") from None
+                              f"is a GPU index (0), a group ('0,1') or '' for no GPU, or write "
+                              f"'resource: auto' for every GPU"
+                              f"{did_you_mean(entry, [AUTO_RESOURCE])}") from None
     return slots
 
 

@@ -4,6 +4,10 @@ This is the unit that local workers call and that `run exec-task` runs on a clus
 task leaves the same `param.json`, `stat.json` and logs wherever it ran. It holds the task's lock
 for the whole turn, decides under that lock what still has to run, and records each command's
 state before it starts and after it ends.
+
+A task's `timeout` stops a command's whole process group (TERM, KILL after the grace period) and
+records it as `timeout`; its `retries` run a failed command again when the failure is one the
+policy names, each attempt recorded in the command's `stat.json` entry (`attempt`, `attempts`).
 """
 
 from __future__ import annotations
@@ -12,13 +16,15 @@ import datetime as _dt
 import os
 import re
 import shlex
+import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from runner.process import (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_ID, ProcessGroups,
-                            gpu_environment, is_alive, start_time, stop_group)
+                            gpu_environment, is_alive, signal_group, start_time, stop_group)
 from runner.store import HOST, Store, is_done
 from runner.task import CommandResult, Slot, Status, Task, TaskResult
 
@@ -32,7 +38,11 @@ class Events:
         """A command of `task` has started on `slot`, writing to `log`."""
 
     def command_ended(self, task: Task, slot: Slot, result: CommandResult) -> None:
-        """A command ended (done, failed, interrupted)."""
+        """A command ended (done, failed, timeout, interrupted)."""
+
+    def command_retrying(self, task: Task, slot: Slot, result: CommandResult, reason: str,
+                         attempt: int, attempts: int, delay: float) -> None:
+        """A command failed (`result`) and runs again as attempt `attempt` of `attempts`."""
 
     def notice(self, message: str) -> None:
         """Something the user should know that is not a command's start or end."""
@@ -40,11 +50,21 @@ class Events:
 
 @dataclass
 class ExecOptions:
-    """How to run tasks: force re-runs, stream output (debug), extra fields for `stat.json`."""
+    """How to run tasks: force re-runs, stream output (debug), extra fields for `stat.json`, and
+    what to record about each GPU (GPU id as bound -> index, UUID, name, memory)."""
 
     force: bool = False
     echo: Optional[Callable[[bytes], None]] = None
     record: Dict[str, Any] = field(default_factory=dict)
+    devices: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+
+
+# Lines by which CUDA, PyTorch, TensorFlow and JAX say that GPU memory ran out (`on: [oom]`).
+OOM_PATTERN = re.compile(
+    r"CUDA out of memory|CUDA error: out of memory|OutOfMemoryError|CUBLAS_STATUS_ALLOC_FAILED"
+    r"|cudaErrorMemoryAllocation|CUDA_ERROR_OUT_OF_MEMORY|OOM when allocating"
+    r"|RESOURCE_EXHAUSTED: Out of memory")
+LOG_SCAN = 4 * 2 ** 20  # bytes of an attempt's log searched by `oom` and `log` conditions
 
 
 def now_iso() -> str:
@@ -136,14 +156,49 @@ class TaskExecutor:
 
     def _run_command(self, task: Task, slot: Slot, name: str,
                      state: Dict[str, Any]) -> Optional[CommandResult]:
+        """Run one command; again while it fails in a way its `retries` policy names."""
+        policy = task.settings.get("retries")
+        attempts = 1 + (policy["count"] if policy else 0)
+        history: List[Dict[str, Any]] = []
+        attempt, reason = 1, ""
+        while True:
+            outcome = self._attempt(task, slot, name, state, attempt, attempts, history, reason)
+            if outcome is None:
+                return None
+            result, scan = outcome
+            if result.status in (Status.DONE, Status.INTERRUPTED) or attempt >= attempts:
+                break
+            reason = retry_reason(policy["on"], result, scan)
+            if not reason or self.groups.stopping.is_set():
+                break
+            history.append({**{k: state[name].get(k) for k in ATTEMPT_FIELDS},
+                            "retried_because": reason})
+            self.events.command_retrying(task, slot, result, reason, attempt + 1, attempts,
+                                         policy["delay"])
+            if policy["delay"] and self.groups.stopping.wait(policy["delay"]):
+                break
+            attempt += 1
+        self.events.command_ended(task, slot, result)
+        return result
+
+    def _attempt(self, task: Task, slot: Slot, name: str, state: Dict[str, Any], attempt: int,
+                 attempts: int, history: List[Dict[str, Any]], reason: str
+                 ) -> Optional[Tuple[CommandResult, Callable[[], str]]]:
+        """One run of a command: (its result, a reader of what it wrote to its logs)."""
         log_path, err_path = self.store.log_paths(task, name, self.datetime)
         echo = self.options.echo
+        timeout = task.settings.get("timeout")
         log = _open_log(log_path)
         err = _open_log(err_path) if err_path else subprocess.STDOUT
         try:
+            if attempt > 1:
+                os.write(log, f"--- runner: attempt {attempt} of {attempts} ({reason}) ---\n"
+                         .encode())
+            offsets = [(log_path, os.lseek(log, 0, os.SEEK_END))] + (
+                [(err_path, os.lseek(err, 0, os.SEEK_END))] if err_path else [])
             started = time.time()
             proc = self.groups.spawn(task.commands[name], self._env(slot),
-                                     subprocess.PIPE if echo else log, err)
+                                     subprocess.PIPE if echo else log, err, tag=slot)
             if proc is None:
                 return None
             entry = {"code": 1, "status": Status.RUNNING.value, "exit_status": None,
@@ -154,14 +209,29 @@ class TaskExecutor:
                      "log": log_path, **self.options.record}
             if err_path:
                 entry["err_log"] = err_path
+            entry.update(self._gpu_fields(task, slot))
+            if timeout is not None:
+                entry["timeout"] = timeout
+            if attempts > 1:
+                entry.update(attempt=attempt, attempts=list(history))
             state[name] = entry
             self.store.write_state(task, state)
             self.events.command_started(task, slot, name, log_path)
+            ended = threading.Event()
+            timed_out = threading.Event()
+            timer = None
+            if timeout is not None:
+                timer = threading.Timer(timeout, self._expire, (proc.pid, ended, timed_out))
+                timer.daemon = True
+                timer.start()
             try:
                 if echo:
                     _pump(proc, log, echo)
                 code = proc.wait()
             finally:
+                ended.set()
+                if timer is not None:
+                    timer.cancel()
                 self.groups.finish(proc)
         finally:
             os.close(log)
@@ -170,6 +240,8 @@ class TaskExecutor:
         duration = time.time() - started
         if code == 0:
             status = Status.DONE
+        elif timed_out.is_set():
+            status = Status.TIMEOUT
         elif self.groups.stopping.is_set():
             status = Status.INTERRUPTED
         else:
@@ -180,9 +252,70 @@ class TaskExecutor:
                      duration=round(duration, 3))
         self.store.write_state(task, state)
         result = CommandResult(command=name, status=status, exit_status=entry["exit_status"],
-                               signal=entry["signal"], duration=duration, log=log_path)
-        self.events.command_ended(task, slot, result)
-        return result
+                               signal=entry["signal"], duration=duration, log=log_path,
+                               attempts=attempt)
+        return result, lambda: _read_since(offsets)
+
+    def _expire(self, pgid: int, ended: threading.Event, timed_out: threading.Event) -> None:
+        """The command ran past its timeout: TERM its group, KILL it after the grace period."""
+        if ended.is_set():
+            return
+        timed_out.set()
+        signal_group(pgid, signal.SIGTERM)
+        if not ended.wait(self.groups.grace):
+            signal_group(pgid, signal.SIGKILL)
+
+    def _gpu_fields(self, task: Task, slot: Slot) -> Dict[str, Any]:
+        """What `stat.json` records about the GPUs a command runs on, where known."""
+        fields: Dict[str, Any] = {}
+        devices = [self.options.devices[g] for g in slot.gpus if g in self.options.devices]
+        if devices:
+            fields["gpu_devices"] = devices
+        if task.settings.get("gpu_memory") is not None and slot.gpus:
+            fields["gpu_memory"] = task.settings["gpu_memory"]
+        return fields
+
+
+# Fields of an attempt kept in `attempts` when the command runs again.
+ATTEMPT_FIELDS = ("attempt", "status", "exit_status", "signal", "start", "end", "duration", "gpus")
+
+
+def retry_reason(conditions: List[str], result: CommandResult, scan: Callable[[], str]) -> str:
+    """Which condition of `retries.on` this failed attempt meets ('' when none does)."""
+    text: Optional[str] = None
+    for condition in conditions:
+        word, _, rest = condition.partition(" ")
+        if word == "any":
+            return "failed" if result.status is Status.FAILED else "timed out"
+        if word == "timeout" and result.status is Status.TIMEOUT:
+            return "timed out"
+        if result.status is Status.TIMEOUT:
+            continue
+        if word == "exit" and result.exit_status == int(rest):
+            return f"exit status {rest}"
+        if word == "signal" and int(rest) in (result.signal, (result.exit_status or 0) - 128):
+            return f"killed by signal {rest}"  # itself, or the shell says so with 128 + N
+        if word in ("oom", "log"):
+            text = scan() if text is None else text
+            if word == "oom" and OOM_PATTERN.search(text):
+                return "out of GPU memory"
+            if word == "log" and re.search(rest, text, re.MULTILINE):
+                return f"log matches {rest!r}"
+    return ""
+
+
+def _read_since(offsets: List[Tuple[str, int]]) -> str:
+    """What was written to these files after these offsets (at most LOG_SCAN bytes of each)."""
+    parts = []
+    for path, offset in offsets:
+        try:
+            with open(path, "rb") as f:
+                f.seek(0, 2)
+                f.seek(max(offset, f.tell() - LOG_SCAN))
+                parts.append(f.read().decode("utf-8", "replace"))
+        except OSError:
+            pass
+    return "\n".join(parts)
 
 
 def _open_log(path: str) -> int:

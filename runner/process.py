@@ -13,7 +13,7 @@ import signal
 import subprocess
 import threading
 import time
-from typing import IO, Dict, Mapping, Optional, Sequence, Union
+from typing import IO, Any, Dict, Mapping, Optional, Sequence, Union
 
 CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
 CUDA_DEVICE_ORDER = "CUDA_DEVICE_ORDER"
@@ -44,6 +44,15 @@ def _proc_stat(pid: int) -> Optional[tuple]:
         return None
     finally:
         os.close(fd)
+
+
+def process_group(pid: int) -> Optional[int]:
+    """The process group of `pid` (Linux /proc), or None if it is gone or cannot be seen."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def start_time(pid: int) -> Optional[int]:
@@ -103,15 +112,17 @@ class ProcessGroups:
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._running: Dict[int, subprocess.Popen] = {}
+        self._tags: Dict[int, Any] = {}
         self._killed = False
         self._timer: Optional[threading.Timer] = None
 
     def spawn(self, command: str, env: Mapping[str, str], output: Union[int, IO[bytes], None],
-              errors: Union[int, IO[bytes], None] = subprocess.STDOUT
+              errors: Union[int, IO[bytes], None] = subprocess.STDOUT, tag: Any = None
               ) -> Optional[subprocess.Popen]:
         """Start `command` through the shell in a new process group; None once stopping.
 
-        Its stdout goes to `output`, its stderr to `errors` (default: with stdout).
+        Its stdout goes to `output`, its stderr to `errors` (default: with stdout). `tag` (the
+        slot) is what `tags()` answers for the group while it runs.
         """
         if self.stopping.is_set():
             return None
@@ -120,6 +131,7 @@ class ProcessGroups:
             env=env, start_new_session=True, close_fds=True)
         with self._lock:
             self._running[proc.pid] = proc
+            self._tags[proc.pid] = tag
             late = self.stopping.is_set()  # stop() ran while we started it and did not see it
             killed = self._killed
         if late:
@@ -130,7 +142,13 @@ class ProcessGroups:
         """Forget a command that ended, killing whatever it left running in its group."""
         with self._lock:
             self._running.pop(proc.pid, None)
+            self._tags.pop(proc.pid, None)
         signal_group(proc.pid, signal.SIGKILL)
+
+    def tags(self) -> Dict[int, Any]:
+        """Process group id -> tag given to `spawn`, for every running command."""
+        with self._lock:
+            return dict(self._tags)
 
     def stop(self) -> None:
         """First call: TERM every group, KILL after the grace period. Second call: KILL now."""

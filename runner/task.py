@@ -76,6 +76,7 @@ class CommandResult:
     signal: Optional[int] = None
     duration: float = 0.0
     log: Optional[str] = None
+    attempts: int = 1  # how many times it ran (more than 1 with `retries`)
 
 
 @dataclass

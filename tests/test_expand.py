@@ -239,10 +239,11 @@ def test_settings_come_from_document_0_and_params_override_them():
         gpu_memory: [512MiB, 2GB]
         retries: 2
     """)
+    RETRY_TWICE = {"count": 2, "on": ["any"], "delay": 0.0}  # `retries: 2`, normalised
     assert [t.settings for t in plan.tasks] == [
         {"gpu_memory": 10 * 2 ** 30, "timeout": 5400.0},
-        {"gpu_memory": 512 * 2 ** 20, "timeout": 5400.0, "retries": 2},
-        {"gpu_memory": 2 * 10 ** 9, "timeout": 5400.0, "retries": 2}]
+        {"gpu_memory": 512 * 2 ** 20, "timeout": 5400.0, "retries": RETRY_TWICE},
+        {"gpu_memory": 2 * 10 ** 9, "timeout": 5400.0, "retries": RETRY_TWICE}]
     assert plan.orphans == []  # settings used by the runner are not orphans
 
 

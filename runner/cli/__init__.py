@@ -19,6 +19,7 @@ SUBCOMMANDS = {
     "cancel": ("runner.cli.cancel", "cancel the SLURM jobs of an output directory"),
     "launch-script": ("runner.cli.launch_script",
                       "run a script with a profile: here, or as an sbatch job"),
+    "gpus": ("runner.cli.gpus", "show the GPUs, their processes and which of our tasks run there"),
 }
 
 

@@ -12,6 +12,7 @@ from runner.executor import Events
 from runner.task import CommandResult, Slot, Status, Task, TaskResult
 
 LOG_TAIL = 5
+WAIT_EVERY = 10.0  # seconds between "wait" lines when stdout is not a terminal
 
 
 class Console(Events):
@@ -27,6 +28,7 @@ class Console(Events):
         self.started_at = time.monotonic()
         self.waiting: Optional[str] = None
         self.quiet_starts = quiet_starts
+        self._said_wait: tuple = (None, 0.0)  # the last waiting reason printed, and when
         self._lock = threading.Lock()
 
     def _write(self, line: str) -> None:
@@ -68,14 +70,40 @@ class Console(Events):
 
     def command_ended(self, task: Task, slot: Slot, result: CommandResult) -> None:
         if result.status is Status.DONE:
+            tries = f", attempt {result.attempts}" if result.attempts > 1 else ""
             line = (f"{_clock()} done   {task.name} {result.command} on {slot} "
-                    f"({result.duration:.1f} s)  log: {result.log}")
+                    f"({result.duration:.1f} s{tries})  log: {result.log}")
         else:
             line = (f"{_clock()} {result.status.value.upper():<6} {task.name} {result.command} "
                     f"{_how(result)} on {slot}  log: {result.log}")
         with self._lock:
             self.running -= 1
         self._write(line)
+
+    def command_retrying(self, task: Task, slot: Slot, result: CommandResult, reason: str,
+                         attempt: int, attempts: int, delay: float) -> None:
+        with self._lock:
+            self.running -= 1
+        later = f" in {delay:g} s" if delay else ""
+        self._write(f"{_clock()} retry  {task.name} {result.command} {_how(result, False)} on "
+                    f"{slot}: {reason}; attempt {attempt} of {attempts}{later}  log: {result.log}")
+
+    def waiting_for(self, reason: Optional[str]) -> None:
+        """Why the next task cannot start yet (None: it could). On a terminal the progress line
+        shows it; otherwise a line is printed when a wait begins for a new reason (at most one
+        per WAIT_EVERY seconds after the first)."""
+        now = time.monotonic()
+        with self._lock:
+            begins = reason is not None and self.waiting is None
+            self.waiting = reason
+            say = begins and reason != self._said_wait[0] and (
+                self._said_wait[0] is None or now - self._said_wait[1] >= WAIT_EVERY)
+            if say:
+                self._said_wait = (reason, now)
+        if self.live:
+            self.tick()
+        elif say:
+            self._write(f"{_clock()} wait   {reason}")
 
     def task_finished(self, result: TaskResult) -> None:
         with self._lock:
@@ -92,11 +120,14 @@ def _clock() -> str:
     return time.strftime("%H:%M:%S")
 
 
-def _how(result: CommandResult) -> str:
+def _how(result: CommandResult, attempts: bool = True) -> str:
+    tries = f" after {result.attempts} attempts" if attempts and result.attempts > 1 else ""
+    if result.status is Status.TIMEOUT:
+        return f"(timed out after {result.duration:.1f} s{tries})"
     if result.signal:
-        return f"(killed by signal {result.signal})"
+        return f"(killed by signal {result.signal}{tries})"
     if result.exit_status is not None:
-        return f"(exit status {result.exit_status})"
+        return f"(exit status {result.exit_status}{tries})"
     return ""
 
 

@@ -38,7 +38,8 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("-c", "--command", nargs="+", metavar="NAME",
                         help="run only these templates (in template order)")
     parser.add_argument("-r", "--resource", nargs="+", metavar="R",
-                        help="replace `resource`: one slot per value, e.g. -r 0 1 or -r 0,1 2,3")
+                        help="replace `resource`: one slot per value, e.g. -r 0 1 or -r 0,1 2,3; "
+                             "-r auto: every GPU that NVML reports")
     parser.add_argument("-f", "--force", action="store_true",
                         help="re-run commands that already succeeded")
     parser.add_argument("-d", "--debug", action="store_true",
@@ -69,48 +70,54 @@ def main(argv: List[str]) -> int:
 
 
 def run_yaml(args) -> int:
-    from runner.config import load_config, parse_resource_entry
+    from runner.config import AUTO_RESOURCE, is_auto_resource, load_config, parse_resource_entry
     from runner.errors import UsageError
     from runner.expand import DEFAULT_SEED, Selection, expand, make_datetime
 
     config = load_config(args.yaml)
-    if args.resource:
+    if args.resource and is_auto_resource(args.resource):
+        resource = AUTO_RESOURCE
+    elif args.resource:
         try:
             resource = [parse_resource_entry(r) for r in args.resource]
         except ValueError as e:
             raise UsageError(f"-r: {e}; a slot is a GPU index (0), a group (0,1) or '' "
                              f"for no GPU") from None
     else:
-        resource = config.resource if config.resource is not None else [()]
+        resource = config.resource
     datetime = make_datetime()
     selection = Selection(titles=args.title, commands=args.command, sample=args.sample,
                           seed=DEFAULT_SEED if args.seed is None else args.seed)
     plan = expand(config, selection, args.output, datetime, no_param_dir=args.no_param_dir)
+    from runner.resources import plan_resources
     from runner.store import Store
-    from runner.task import Slot
 
     store = Store(args.output, no_param_dir=args.no_param_dir)
-    slots = [Slot(i, gpus) for i, gpus in enumerate(resource)]
-    if args.debug:
-        return _debug(plan, config, store, slots[0], datetime, args)
-    todo, skipped = _split_done(plan.tasks, store, args.force)
     if args.backend != "local":  # another engine runs the tasks: submit them there
         from runner.cli.backend_run import run_backend
 
+        todo, skipped = _split_done(plan.tasks, store, args.force)
         return run_backend(args, config, plan, todo, skipped, store, datetime,
                            lambda: _prepare_output(args, config, store))
-    if args.dry_run:
-        _print_dry_run(plan, todo, skipped, store, args.force)
-        return EXIT_OK
-    _prepare_output(args, config, store)
-    _print_header(plan, todo, skipped, slots, args)
-    if not todo:
-        print("nothing to run: every selected command is done (-f re-runs them)")
-        return EXIT_OK
-    store.write_run_table(f"{datetime}.{os.getpid()}", [t for t, _ in todo],
-                          {"datetime": datetime, "config": args.yaml, "seed": plan.seed,
-                           "commands": plan.commands})
-    return _run(plan, [t for t, _ in todo], len(skipped), store, slots, datetime, args)
+    resources = plan_resources(resource, plan.tasks[:1] if args.debug else plan.tasks)
+    try:
+        if args.debug:
+            return _debug(plan, config, store, resources, datetime, args)
+        todo, skipped = _split_done(plan.tasks, store, args.force)
+        if args.dry_run:
+            _print_dry_run(plan, todo, skipped, store, args.force)
+            return EXIT_OK
+        _prepare_output(args, config, store)
+        _print_header(plan, todo, skipped, resources, args)
+        if not todo:
+            print("nothing to run: every selected command is done (-f re-runs them)")
+            return EXIT_OK
+        store.write_run_table(f"{datetime}.{os.getpid()}", [t for t, _ in todo],
+                              {"datetime": datetime, "config": args.yaml, "seed": plan.seed,
+                               "commands": plan.commands})
+        return _run(plan, [t for t, _ in todo], len(skipped), store, resources, datetime, args)
+    finally:
+        resources.close()
 
 
 def _split_done(tasks, store, force: bool) -> Tuple[list, list]:
@@ -159,7 +166,7 @@ def _write_text(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _print_header(plan, todo, skipped, slots, args) -> None:
+def _print_header(plan, todo, skipped, resources, args) -> None:
     commands = sum(len(c) for _, c in todo)
     done_commands = sum(len(t.commands) for t in skipped) + sum(
         len(t.commands) - len(c) for t, c in todo)
@@ -173,9 +180,9 @@ def _print_header(plan, todo, skipped, slots, args) -> None:
         out.append(f"note: {notice}")
     if plan.orphans:
         out.append(f"orphans (in no selected template): {', '.join(plan.orphans)}")
-    out.append(f"slots: {len(slots)} (" + ", ".join(
-        f"{s.index}: GPU {s.cuda_visible_devices}" if s.gpus else f"{s.index}: no GPU"
-        for s in slots) + ")")
+    for notice in resources.notices:
+        out.append(f"note: {notice}")
+    out.append(resources.describe())
     print("\n".join(out), flush=True)
 
 
@@ -212,7 +219,7 @@ def _reason(entry: Optional[Dict], force: bool) -> str:
     return f"{status} earlier"
 
 
-def _run(plan, tasks, skipped: int, store, slots, datetime: str, args) -> int:
+def _run(plan, tasks, skipped: int, store, resources, datetime: str, args) -> int:
     from runner.cli.console import Console, write_summary
     from runner.executor import ExecOptions, TaskExecutor
     from runner.process import ProcessGroups
@@ -220,8 +227,11 @@ def _run(plan, tasks, skipped: int, store, slots, datetime: str, args) -> int:
 
     groups = ProcessGroups(grace=args.grace)
     console = Console(total=len(tasks))
-    executor = TaskExecutor(store, datetime, groups, ExecOptions(force=args.force), console)
-    scheduler = Scheduler(slots, executor, groups, on_result=console.task_finished)
+    executor = TaskExecutor(store, datetime, groups,
+                            ExecOptions(force=args.force, devices=resources.device_records()),
+                            console)
+    scheduler = Scheduler(resources.slots, executor, groups, on_result=console.task_finished,
+                          admission=resources.admission, on_wait=console.waiting_for)
     signals = []
 
     def stop(signum: int) -> None:
@@ -247,11 +257,12 @@ def _run(plan, tasks, skipped: int, store, slots, datetime: str, args) -> int:
     return EXIT_OK
 
 
-def _debug(plan, config, store, slot, datetime: str, args) -> int:
+def _debug(plan, config, store, resources, datetime: str, args) -> int:
     """-d: the first task only, even if done, its output streamed to the console and its log."""
     from runner.cli.console import Console
     from runner.executor import ExecOptions, TaskExecutor
     from runner.process import ProcessGroups
+    from runner.scheduler import Scheduler
 
     if not plan.tasks:
         print("debug: no task selected; nothing to run")
@@ -261,20 +272,30 @@ def _debug(plan, config, store, slot, datetime: str, args) -> int:
         return EXIT_OK
     _prepare_output(args, config, store)
     task = plan.tasks[0]
-    print(f"debug: {task.name} on {slot}", flush=True)
+    for notice in resources.notices:
+        print(f"note: {notice}")
+    where = resources.slots[0] if resources.slots else resources.describe()
+    print(f"debug: {task.name} on {where}", flush=True)
     groups = ProcessGroups(grace=args.grace)
 
     def echo(chunk: bytes) -> None:
         sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
 
-    executor = TaskExecutor(store, datetime, groups, ExecOptions(force=True, echo=echo),
-                            Console(total=1))
+    console = Console(total=1)
+    executor = TaskExecutor(store, datetime, groups,
+                            ExecOptions(force=True, echo=echo, devices=resources.device_records()),
+                            console)
     interrupted = []
     with stop_on_signals(lambda signum: (interrupted.append(signum), groups.stop())):
-        result = executor(task, slot)
+        if resources.admission is None:
+            result = executor(task, resources.slots[0])
+        else:  # wait, with the reason shown, until the task's GPUs are free
+            results = Scheduler([], executor, groups, admission=resources.admission,
+                                on_wait=console.waiting_for).run([task], tick=0.2)
+            result = results[0] if results else None
     groups.close()
-    if interrupted:
+    if interrupted or result is None:
         return EXIT_INTERRUPTED
     failed = result.failed
     if failed is None:
