@@ -76,6 +76,7 @@ class CommandResult:
     signal: Optional[int] = None
     duration: float = 0.0
     log: Optional[str] = None
+    err_log: Optional[str] = None  # stderr's log where the store keeps it apart from `log`
 
 
 @dataclass
