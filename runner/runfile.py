@@ -66,7 +66,7 @@ class Runfile:
 
 
 def load_runfile(path: str) -> Runfile:
-    """Read and parse a runfile; a ConfigError says what is wrong with the file and how to fix it."""
+    """Read and parse a runfile; a ConfigError says what is wrong with the file and the fix."""
     if os.path.isdir(path):
         raise ConfigError(f"{path}: is a directory; pass a runfile (a text file with one shell "
                           f"command per line)")

@@ -23,6 +23,7 @@ and only the `job.json` of jobs it does not show as done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -34,7 +35,6 @@ from runner.runfile import Job
 from runner.store import TaskLock, is_done, read_json, write_json
 from runner.task import Status, Task
 
-RUNS_DIR = "runs"
 METADATA_FILE = "metadata.json"
 LOGS_DIR = "logs"
 OUT_LOG = "out.log"
@@ -51,7 +51,8 @@ def is_done_entry(entry: Optional[Dict[str, Any]]) -> bool:
     if not isinstance(entry, dict):
         return False
     status = entry.get("status")
-    return status == Status.DONE.value or (type(status) is int and status == 0)
+    return status == Status.DONE.value or (
+        isinstance(status, int) and not isinstance(status, bool) and status == 0)
 
 
 def make_public_entry(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -176,11 +177,17 @@ class MetadataFile:
             for ident, entry in self._entries.items():
                 if ident not in lines:
                     lines[ident] = f"  {json.dumps(ident)}: {json.dumps(entry, default=str)}"
-            text = "{\n" + ",\n".join(lines[i] for i in self._entries) + "\n}\n" if lines else "{}\n"
+            body = ",\n".join(lines[i] for i in self._entries)
+            text = "{\n" + body + "\n}\n" if body else "{}\n"
             tmp = f"{self.path}.tmp.{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, self.path)
+            try:
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(text)
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
             self._stamp = _stamp(self.path)
 
     def _reload(self) -> None:
@@ -287,7 +294,7 @@ class RunfileStore:
         record = dict(state[command])
         record.update(id=task.name, command=command, parameters=task.params,
                       attempt=self._attempts.get(task.name, 0), updated=time.time())
-        write_json(os.path.join(self.job_dir(task.name), JOB_FILE), record, indent=2,
+        write_json(os.path.join(self.job_dir(task.name), JOB_FILE), record, indent=None,
                    sort_keys=False)
         self.metadata.update(task.name, make_public_entry(record))
 

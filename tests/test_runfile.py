@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -104,16 +106,21 @@ def test_launch_writes_logs_and_metadata(runfile, cli, workdir):
         # jobs
         echo out-a; echo err-a >&2
 
-        python3 -c 'import sys; sys.exit(3)' --alpha=1 --beta 2
+        python3 -c 'import sys; print("boom", file=sys.stderr); sys.exit(3)' --alpha=1 --beta 2
         echo out-a; echo err-a >&2
     """)
     result = cli("launch", "runfile", "--n_jobs", "2")
     assert result.code == 1, result
-    ok, bad = "echo out-a; echo err-a >&2", "python3 -c 'import sys; sys.exit(3)' --alpha=1 --beta 2"
+    ok = "echo out-a; echo err-a >&2"
+    bad = ("""python3 -c 'import sys; print("boom", file=sys.stderr); sys.exit(3)' """
+           "--alpha=1 --beta 2")
     assert "launch: 2 jobs from runfile -> runs/runfile" in result.out
     assert "note: line 5 repeats line 2: one job, run once" in result.out
     assert "summary: 1 done, 1 failed" in result.out
     assert f"{job_id(bad)} {bad}: (exit status 3)" in result.out
+    # the summary shows the end of the failed job's stderr, which has its own log
+    err_log = f"runs/runfile/logs/{job_id(bad)}/err.log"
+    assert f"    stderr ({err_log}):\n      | boom\n" in result.out
     assert (log_dir(workdir, ok) / "out.log").read_text() == "out-a\n"
     assert (log_dir(workdir, ok) / "err.log").read_text() == "err-a\n"
     meta = metadata(workdir)
@@ -181,9 +188,9 @@ def test_overwrite_reruns_everything_and_keeps_the_previous_logs(runfile, cli, w
 def test_n_jobs_is_a_work_queue_not_batches(runfile, cli, workdir):
     # In batches of 2, the third job would wait for the first, which waits for the third.
     runfile("""
-        i=0; while [ ! -e third-ran ] && [ $i -lt 1500 ]; do sleep 0.01; i=$((i+1)); done; [ -e third-ran ]
+        i=0; while [ ! -e ran3 ] && [ $i -lt 1500 ]; do sleep 0.01; i=$((i+1)); done; [ -e ran3 ]
         true
-        touch third-ran
+        touch ran3
     """)
     result = cli("launch", "runfile", "-j", "2")
     assert result.code == 0, result.out
@@ -267,12 +274,20 @@ def test_metadata_lagging_behind_the_job_files_is_brought_up_to_date(runfile, cl
     assert statuses(workdir) == {"echo a >> ran": "done", "echo b >> ran": "done"}
 
 
-def test_help_lists_the_subcommands(cli):
-    with pytest.raises(SystemExit):
-        from runner.cli.yaml_run import make_parser
-        make_parser().parse_args(["--help"])
-    result = cli("launch", "--help")
-    assert result.code == 0 and "--n_jobs" in result.out and "--mode" in result.out
+@pytest.mark.parametrize("subcommand", ["launch", "sweep"])
+def test_help_is_fast(subcommand):
+    code = textwrap.dedent(f"""
+        import sys
+        from runner.cli import main
+        main(["--help"])
+        code = main(["{subcommand}", "--help"])
+        heavy = [m for m in ("yaml", "filelock", "json", "runner.executor", "runner.runfile",
+                             "runner.gridspec") if m in sys.modules]
+        print("HEAVY:" + " ".join(heavy), code, file=sys.stderr)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert f"run {subcommand}" in result.stdout and "usage: run" in result.stdout
+    assert result.stderr.strip() == "HEAVY: 0", result.stderr
 
 
 # -- bad input -------------------------------------------------------------------------------

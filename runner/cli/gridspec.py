@@ -28,17 +28,17 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
+    args = make_parser().parse_args(argv)
     from runner.errors import UsageError
     from runner.gridspec import default_runfile_path, load_gridspec, write_runfile
 
-    args = make_parser().parse_args(argv)
     spec = load_gridspec(args.gridspec)
     out = args.out or default_runfile_path(args.gridspec)
     if os.path.abspath(out) == os.path.abspath(args.gridspec):
         raise UsageError(f"{out}: is the gridspec itself; choose the runfile's path with -o FILE")
     write_runfile(spec, out)
+    grid = " x ".join(f"{name} {len(values)}" for name, values in spec.parameters.items())
     sys.stderr.write(f"run sweep: {spec.size} command{'s' * (spec.size != 1)} "
-                     f"({' x '.join(f'{k} {len(v)}' for k, v in spec.parameters.items()) or 'no parameters'}) "
-                     f"-> {out}\n")
+                     f"({grid or 'no parameters'}) -> {out}\n")
     print(out)
     return EXIT_OK

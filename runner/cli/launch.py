@@ -60,11 +60,11 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
+    args = make_parser().parse_args(argv)
     from runner.errors import UsageError
     from runner.runfile import load_runfile
     from runner.runfile_store import RunfileStore
 
-    args = make_parser().parse_args(argv)
     if os.sep in args.state_db_filename or args.state_db_filename in ("", ".", ".."):
         raise UsageError(f"--state_db_filename {args.state_db_filename!r}: expected a file name "
                          f"(no directory); use --accounting_dir to choose the directory")
@@ -165,15 +165,15 @@ def _run(tasks, skipped: int, store, slots, overwrite: bool, grace: float) -> in
         groups.stop()
 
     started = time.monotonic()
-    store.metadata.start()
-    try:
-        with stop_on_signals(stop):
+    with stop_on_signals(stop):  # also while the last metadata is written
+        store.metadata.start()
+        try:
             results = scheduler.run(tasks, tick=1.0 if console.live else None,
                                     on_tick=console.tick)
-    finally:
-        groups.close()
-        console.clear()
-        store.metadata.close()
+        finally:
+            groups.close()
+            console.clear()
+            store.metadata.close()
     write_summary(sys.stdout, results, skipped, len(tasks) - len(results),
                   time.monotonic() - started)
     print(f"metadata: {store.metadata.path}")
