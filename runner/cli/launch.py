@@ -75,8 +75,8 @@ def main(argv: List[str]) -> int:
     store = RunfileStore(directory, args.state_db_filename)
     overwrite = args.mode == "overwrite"
     todo, done = store.split_done(runfile.jobs, overwrite=overwrite)
-    _print_header(runfile, store, todo, done, slots, overwrite)
     _make_directory(store.dir)
+    _print_header(runfile, store, todo, done, slots, overwrite)
     if not todo:
         store.metadata.flush()
         print("nothing to run: every job is done (--mode overwrite runs them again)")
