@@ -14,11 +14,12 @@ The tree of `runs/<runfile stem>/`::
 `job.json` is written (temp file + rename) when the job starts and when it ends, by the core's
 executor through the five store methods below. `metadata.json` is a view of every `job.json`,
 rewritten whole (temp file + rename, under `metadata.json.lock`) by one writer thread that
-coalesces the updates of the last `METADATA_INTERVAL` seconds: per-job cost stays constant, and
-the file is never more than that far behind. After a `kill -9` the next launch brings it up to
-date from the `job.json` files, so nothing that finished is lost. One invariant keeps resume
-cheap: `metadata.json` says `done` only where `job.json` does, so a resume reads `metadata.json`
-and only the `job.json` of jobs it does not show as done.
+gathers the updates of `METADATA_INTERVAL` seconds (longer only where one write takes more than a
+tenth of that: runfiles of tens of thousands of jobs). The cost per job stays constant and the
+file is never further behind than that. After a `kill -9` the next launch brings it up to date
+from the `job.json` files, so nothing that finished is lost. One invariant keeps resume cheap:
+`metadata.json` says `done` only where `job.json` does, so a resume reads `metadata.json` and
+only the `job.json` of jobs it does not show as done.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ ERR_LOG = "err.log"
 JOB_FILE = "job.json"
 LOCK_FILE = ".lock"
 METADATA_INTERVAL = 0.2  # seconds: the most metadata.json lags behind the job files
+WRITE_SHARE = 0.1  # for huge files, wait longer, so that writing takes at most this share of time
 PUBLIC_FIELDS = ("command", "parameters", "status", "exit_status", "signal", "start", "end",
                  "runtime", "host", "slot", "gpus", "attempt", "updated")
 
@@ -73,7 +75,8 @@ class MetadataFile:
     """`metadata.json`, kept by one writer thread that coalesces updates.
 
     `update` is cheap and never blocks on the disk; the thread rewrites the file at most every
-    `interval` seconds, under a file lock, merging what other invocations wrote meanwhile (newer
+    `interval` seconds (or ten times as long as the last write took, for files of tens of
+    thousands of jobs), under a file lock, merging what other invocations wrote meanwhile (newer
     `updated` wins; a job's own state always replaces a `pending` entry). `close` writes what is
     left.
     """
@@ -94,6 +97,7 @@ class MetadataFile:
         self._closing = False
         self._thread: Optional[threading.Thread] = None
         self._last_write = float("-inf")
+        self._gap = interval
 
     def load(self) -> Dict[str, Dict[str, Any]]:
         """The entries as the file has them now (empty if there is no file)."""
@@ -127,6 +131,7 @@ class MetadataFile:
             pending, self._pending = self._pending, {}
         if not pending:
             return
+        started = time.monotonic()
         try:
             with self._write_mutex:
                 self._write(pending)
@@ -139,17 +144,19 @@ class MetadataFile:
             raise
         finally:
             self._last_write = time.monotonic()
+            self._gap = max(self.interval, (self._last_write - started) / WRITE_SHARE)
 
     def _loop(self) -> None:
         while True:
             with self._cond:
                 while not self._pending and not self._closing:
                     self._cond.wait()
-                if self._closing:
-                    return
-                delay = self._last_write + self.interval - time.monotonic()
-                if delay > 0:
-                    self._cond.wait(delay)  # gather more updates; close() cuts this short
+                deadline = self._last_write + self._gap
+                while not self._closing:  # gather updates until the deadline or close()
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cond.wait(remaining)
                 if self._closing:
                     return
             try:

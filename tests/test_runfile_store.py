@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from conftest import wait_for
@@ -24,19 +25,26 @@ def file_statuses(path: Path) -> dict:
 def test_the_writer_thread_writes_soon_and_coalesces(tmp_path):
     path = tmp_path / "metadata.json"
     meta = MetadataFile(str(path), interval=3600)
+    writes = []
+    write = meta._write
+    meta._write = lambda pending: (writes.append(len(pending)), write(pending))
     meta.start()
     try:
         meta.update("a", entry("running", 1))
         wait_for(lambda: file_statuses(path) == {"a": "running"}, what="the first write")
-        meta.update("a", entry("done", 2))
-        meta.update("b", entry("done", 3))
-        # the thread waits out its interval: nothing more is written yet
+        for i in range(20):  # each update wakes the thread; it waits out its interval
+            meta.update("a", entry("done", 2 + i))
+            meta.update(f"b{i}", entry("done", 3))
+            time.sleep(0.01)  # time for a thread that would write early to do so
         assert file_statuses(path) == {"a": "running"}
     finally:
         meta.close()  # writes what is left
-    assert file_statuses(path) == {"a": "done", "b": "done"}
+    assert writes == [1, 21]
+    statuses = file_statuses(path)
+    assert statuses.pop("a") == "done" and set(statuses.values()) == {"done"}
+    assert len(statuses) == 20
     text = path.read_text()
-    assert text.startswith("{\n  \"a\": {") and text.count("\n") == 4  # one job per line
+    assert text.startswith("{\n  \"a\": {") and text.count("\n") == 23  # one job per line
 
 
 def test_two_invocations_merge_and_the_newer_entry_wins(tmp_path):
