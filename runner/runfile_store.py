@@ -108,8 +108,10 @@ class MetadataFile:
         with self._cond:
             if kind == self.PENDING_NEW and ident in self._pending:
                 return
+            idle = not self._pending  # else the thread is already on its way to write
             self._pending[ident] = (entry, kind)
-            self._cond.notify()
+            if idle:
+                self._cond.notify()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="metadata", daemon=True)
