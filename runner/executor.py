@@ -50,13 +50,18 @@ class Events:
 
 @dataclass
 class ExecOptions:
-    """How to run tasks: force re-runs, stream output (debug), extra fields for `stat.json`, and
-    what to record about each GPU (GPU id as bound -> index, UUID, name, memory)."""
+    """How to run tasks: force re-runs, stream output (debug), extra fields for `stat.json`,
+    what to record about each GPU (GPU id as bound -> index, UUID, name, memory).
+
+    `bind_gpus=False` leaves `CUDA_VISIBLE_DEVICES` as the runner's own environment has it
+    (workers that are not GPU slots: `run launch --n_jobs N`).
+    """
 
     force: bool = False
     echo: Optional[Callable[[bytes], None]] = None
     record: Dict[str, Any] = field(default_factory=dict)
     devices: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    bind_gpus: bool = True
 
 
 # Lines by which CUDA, PyTorch, TensorFlow and JAX say that GPU memory ran out (`on: [oom]`).
@@ -95,7 +100,8 @@ class TaskExecutor:
     def _env(self, slot: Slot) -> Dict[str, str]:
         env = self._envs.get(slot.gpus)
         if env is None:
-            env = self._envs[slot.gpus] = gpu_environment(os.environ, slot.gpus)
+            env = self._envs[slot.gpus] = gpu_environment(
+                os.environ, slot.gpus if self.options.bind_gpus else None)
         return env
 
     def __call__(self, task: Task, slot: Slot, final: bool = True) -> Optional[TaskResult]:
@@ -203,7 +209,8 @@ class TaskExecutor:
                 return None
             entry = {"code": 1, "status": Status.RUNNING.value, "exit_status": None,
                      "signal": None, "start": now_iso(), "end": None, "duration": None,
-                     "slot": slot.index, "gpus": slot.cuda_visible_devices, "host": HOST,
+                     "slot": slot.index, "host": HOST,
+                     "gpus": slot.cuda_visible_devices if self.options.bind_gpus else None,
                      "pid": proc.pid, "pid_start": start_time(proc.pid),
                      "runner_pid": os.getpid(), "runner_start": self._runner_start,
                      "log": log_path, **self.options.record}
@@ -253,7 +260,7 @@ class TaskExecutor:
         self.store.write_state(task, state)
         result = CommandResult(command=name, status=status, exit_status=entry["exit_status"],
                                signal=entry["signal"], duration=duration, log=log_path,
-                               attempts=attempt)
+                               attempts=attempt, err_log=err_path)
         return result, lambda: _read_since(offsets)
 
     def _expire(self, pgid: int, ended: threading.Event, timed_out: threading.Event) -> None:

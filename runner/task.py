@@ -77,6 +77,7 @@ class CommandResult:
     duration: float = 0.0
     log: Optional[str] = None
     attempts: int = 1  # how many times it ran (more than 1 with `retries`)
+    err_log: Optional[str] = None  # stderr's log where the store keeps it apart from `log`
 
 
 @dataclass

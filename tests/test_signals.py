@@ -84,8 +84,8 @@ def test_commands_that_ignore_term_are_killed_after_the_grace_period(make_config
     """)
     proc = run_process(["--grace", "0.5"], workdir)
     wait_for(lambda: (workdir / "output/I_1/up").exists(), what="the command to start")
-    pid = wait_for(lambda: (read_json(workdir / "output/I_1/stat.json") or {}).get("stubborn"),
-                   what="its stat.json entry")["pid"]
+    pid = wait_for(lambda: (read_json(workdir / "output/I_1/stat.json") or {}).get(
+        "stubborn", {}).get("pid"), what="stat.json to record the command")
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     assert proc.returncode == 130
@@ -102,8 +102,8 @@ def test_second_ctrl_c_kills_at_once(make_config, workdir):
     """)
     proc = run_process(["--grace", "600"], workdir)
     wait_for(lambda: (workdir / "output/I_1/up").exists(), what="the command to start")
-    pid = wait_for(lambda: (read_json(workdir / "output/I_1/stat.json") or {}).get("stubborn"),
-                   what="its stat.json entry")["pid"]
+    pid = wait_for(lambda: (read_json(workdir / "output/I_1/stat.json") or {}).get(
+        "stubborn", {}).get("pid"), what="stat.json to record the command")
     proc.send_signal(signal.SIGINT)
     for line in proc.stdout:  # the runner says it is stopping once it handled the first Ctrl-C
         if "stopping:" in line:

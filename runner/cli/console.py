@@ -157,4 +157,9 @@ def write_summary(stream: IO[str], results: List[TaskResult], skipped: int, not_
                      f"log {command.log}\n")
         for line in tail_lines(command.log, LOG_TAIL):
             stream.write(f"      | {line}\n")
+        err_lines = tail_lines(command.err_log, LOG_TAIL)
+        if err_lines:
+            stream.write(f"    stderr ({command.err_log}):\n")
+        for line in err_lines:
+            stream.write(f"      | {line}\n")
     stream.flush()
