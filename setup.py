@@ -17,7 +17,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["runner", "runner.*"]),
-    install_requires=["PyYAML>=5.4", "filelock>=3.8"],
+    install_requires=["PyYAML>=5.4"],
     extras_require={
         "sweep": SWEEP,
         "gpu": GPU,

@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from runner.errors import StoreError
 from runner.runfile import Job
-from runner.store import TaskLock, is_done, read_json, write_json
+from runner.store import FileLock, is_done, read_json, write_json
 from runner.task import Status, Task
 
 METADATA_FILE = "metadata.json"
@@ -168,8 +168,6 @@ class MetadataFile:
                 return
 
     def _write(self, pending: Dict[str, Tuple[Dict[str, Any], str]]) -> None:
-        from filelock import FileLock
-
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
         with FileLock(self.lock_path):
             if _stamp(self.path) != self._stamp:  # another invocation wrote it since we did
@@ -286,11 +284,11 @@ class RunfileStore:
 
     # -- what the executor uses ---------------------------------------------------------------
 
-    def lock(self, task: Task) -> TaskLock:
+    def lock(self, task: Task) -> FileLock:
         """The job's lock (not yet acquired); creates the job's directory."""
         directory = self.job_dir(task.name)
         os.makedirs(directory, exist_ok=True)
-        return TaskLock(os.path.join(directory, LOCK_FILE))
+        return FileLock(os.path.join(directory, LOCK_FILE))
 
     def read_state(self, task: Task) -> Dict[str, Any]:
         """command -> its `job.json` record (empty if the job never started)."""

@@ -198,7 +198,7 @@ class Store:
 
     # -- what the executor uses ---------------------------------------------------------------
 
-    def lock(self, task: Task) -> "TaskLock":
+    def lock(self, task: Task) -> "FileLock":
         """The task's lock (not yet acquired); creates the task's directory."""
         paths = self.paths(task.name)
         try:
@@ -207,7 +207,7 @@ class Store:
             pass
         except FileNotFoundError:
             os.makedirs(paths.dir, exist_ok=True)
-        return TaskLock(paths.lock)
+        return FileLock(paths.lock)
 
     def read_state(self, task: Task) -> Dict[str, Any]:
         """command -> its `stat.json` entry."""
@@ -287,8 +287,9 @@ def load_task_table(path: str) -> Dict[str, Any]:
     return table
 
 
-class TaskLock:
-    """The per-task lock that keeps two invocations from running one task at the same time.
+class FileLock:
+    """An exclusive lock between processes: the per-task lock that keeps two invocations from
+    running one task at the same time, and the lock around shared files such as `metadata.json`.
 
     An exclusive `flock` on a file of the task's own, held through an open descriptor: the
     kernel drops it when the holder dies, however it dies, so a crash never leaves a task locked.
@@ -313,6 +314,14 @@ class TaskLock:
                     os.close(fd)
                     return False
                 time.sleep(poll)
+
+    def __enter__(self) -> "FileLock":
+        while not self.try_acquire(timeout=3600):
+            pass
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
 
     def release(self) -> None:
         if self._fd is not None:

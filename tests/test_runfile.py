@@ -281,7 +281,7 @@ def test_help_is_fast(subcommand):
         from runner.cli import main
         main(["--help"])
         code = main(["{subcommand}", "--help"])
-        heavy = [m for m in ("yaml", "filelock", "json", "runner.executor", "runner.runfile",
+        heavy = [m for m in ("yaml", "json", "runner.executor", "runner.runfile",
                              "runner.gridspec") if m in sys.modules]
         print("HEAVY:" + " ".join(heavy), code, file=sys.stderr)
     """)

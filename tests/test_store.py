@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import runner.store as store
-from runner.store import TaskLock, encode_state, is_done, read_json, write_atomic, write_json
+from runner.store import FileLock, encode_state, is_done, read_json, write_atomic, write_json
 
 
 def test_write_atomic_replaces_and_leaves_no_temporary_files(tmp_path):
@@ -62,11 +62,11 @@ def test_only_a_recorded_success_is_done(entry, done):
 def test_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
     path = str(tmp_path / ".lock")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from runner.store import TaskLock; "
-         f"l = TaskLock({path!r}); assert l.try_acquire(); print('held', flush=True); "
+        [sys.executable, "-c", "import sys, time; from runner.store import FileLock; "
+         f"l = FileLock({path!r}); assert l.try_acquire(); print('held', flush=True); "
          "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    lock = TaskLock(path)
+    lock = FileLock(path)
     assert not lock.try_acquire()
     assert not lock.try_acquire(timeout=0.1)
     holder.send_signal(signal.SIGKILL)
@@ -79,8 +79,30 @@ def test_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
 
 
 def test_lock_is_not_inherited_by_commands(tmp_path):
-    lock = TaskLock(str(tmp_path / ".lock"))
+    lock = FileLock(str(tmp_path / ".lock"))
     assert lock.try_acquire()
     child = subprocess.run(["ls", "-l", "/proc/self/fd"], capture_output=True, text=True)
     assert ".lock" not in child.stdout
     lock.release()
+
+
+def test_lock_as_a_context_manager_waits_for_the_holder(tmp_path):
+    path = str(tmp_path / "metadata.json.lock")
+    holder = FileLock(path)
+    assert holder.try_acquire()
+    order = []
+
+    def second():
+        with FileLock(path):
+            order.append("second")
+
+    import threading
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    thread.join(0.3)
+    assert order == []  # still waiting for the holder
+    order.append("first released")
+    holder.release()
+    thread.join(10)
+    assert order == ["first released", "second"]
