@@ -33,6 +33,7 @@ profiles:
   ci-gpu: {host: ci, device: gpu, env: export RUNNER_TEST_ENV=from-profile,
            resources: {cpus-per-task: 1, mem: 100}}
   ci-cpu: {host: ci, device: cpu, resources: {cpus-per-task: 1, mem: 100}}
+  ci-short: {host: ci, device: cpu, resources: {cpus-per-task: 1, mem: 100, time: "00:01:00"}}
 """
 # waits for ./release (at most 60 s): a task that runs until the test lets it go
 HOLD = "for i in $(seq 600); do test -e release && break; sleep 0.1; done; test -e release"
@@ -112,13 +113,12 @@ def timed_out_sweep(tmp_path_factory, accounting):
     (directory / "params.yaml").write_text(sweep("""
         template:
           train: echo started; sleep 300
-        timeout: 1s
         ---
         lr: [1]
     """))
     started = time.monotonic()
     result = subprocess.run([sys.executable, "-m", "runner", "-y", "params.yaml", "-o", "out",
-                             "--backend", "slurm", "--profile", "ci-cpu"], cwd=directory,
+                             "--backend", "slurm", "--profile", "ci-short"], cwd=directory,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     return directory, started
@@ -357,3 +357,20 @@ def test_time_limit_is_reported_as_a_timeout(timed_out_sweep, cli, monkeypatch):
     assert task["commands"]["train"]["status"] == "timeout"
     assert "time limit" in task["commands"]["train"]["note"]
     assert "#SBATCH --time=00:01:00" in next((out / ".slurm").glob("*/array-0.sbatch")).read_text()
+
+
+def test_a_task_timeout_is_enforced_on_the_node(make_config, cli, workdir):
+    make_config(sweep("""
+        template:
+          train: echo started; sleep 300
+        timeout: 1s
+        ---
+        lr: [1]
+    """))
+    result = cli("--backend", "slurm", "--profile", "ci-cpu", "--wait")
+    assert result.code == 1, result
+    entry = read_json(workdir / "output/Lr_1/stat.json")["train"]
+    assert entry["status"] == "timeout" and entry["timeout"] == 1.0
+    assert entry["duration"] < 60  # the executor stopped it, not SLURM's minute-long time limit
+    assert "#SBATCH --time=00:01:00" in next(
+        (workdir / "output/.slurm").glob("*/array-0.sbatch")).read_text()
