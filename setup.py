@@ -21,8 +21,8 @@ setup(
     extras_require={
         "sweep": SWEEP,
         "gpu": GPU,
-        "test": SWEEP + GPU + ["pytest>=7", "pytest-timeout>=2.1", "distributed>=2023.1",
-                               "tabulate>=0.8.2"],
+        "test": SWEEP + GPU + ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6",
+                               "distributed>=2023.1", "tabulate>=0.8.2"],
     },
     entry_points={
         "console_scripts": [

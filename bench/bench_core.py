@@ -35,10 +35,13 @@ PYTHON = sys.executable
 RUN = [PYTHON, "-m", "runner"]
 
 
-def timed(func: Callable[[], None], repeat: int) -> float:
-    """Median wall time of `repeat` calls."""
+def timed(func: Callable[[], None], repeat: int,
+          setup: Optional[Callable[[], None]] = None) -> float:
+    """Median wall time of `repeat` calls (`setup` runs before each, untimed)."""
     times = []
     for _ in range(repeat):
+        if setup is not None:
+            setup()
         started = time.perf_counter()
         func()
         times.append(time.perf_counter() - started)
@@ -93,15 +96,18 @@ def bench_throughput(n: int, repeat: int) -> None:
     commands.write_text("true\n" * n)
     write_sweep(WORK / "sweep.yaml", n)
 
-    def ours() -> None:
+    def fresh() -> None:
         shutil.rmtree(WORK / "out", ignore_errors=True)
+        os.sync()  # let the file system settle before the timing starts
+
+    def ours() -> None:
         sh(RUN + ["-y", "sweep.yaml", "-o", "out"])
 
     def parallel() -> None:
         sh(["parallel", "-j2", "--joblog", str(WORK / "joblog")], stdin=commands)
 
     rows = [("floor (2 threads spawning sh -c true)", timed(lambda: floor(n), repeat)),
-            ("run -y sweep.yaml (all bookkeeping)", timed(ours, repeat))]
+            ("run -y sweep.yaml (all bookkeeping)", timed(ours, repeat, setup=fresh))]
     if shutil.which("parallel"):
         rows.append(("GNU parallel -j2 --joblog", timed(parallel, repeat)))
     else:

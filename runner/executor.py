@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from runner.process import (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_ID, ProcessGroups,
+from runner.process import (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_ID, Child, ProcessGroups,
                             gpu_environment, is_alive, signal_group, start_time, stop_group)
 from runner.store import HOST, Store, is_done
 from runner.task import CommandResult, Slot, Status, Task, TaskResult
@@ -94,14 +94,16 @@ class TaskExecutor:
         self.groups = groups or ProcessGroups()
         self.options = options or ExecOptions()
         self.events = events or Events()
-        self._envs: Dict[tuple, Dict[str, str]] = {}
+        self._envs: Dict[tuple, Dict[bytes, bytes]] = {}
         self._runner_start = start_time(os.getpid())
 
-    def _env(self, slot: Slot) -> Dict[str, str]:
+    def _env(self, slot: Slot) -> Dict[bytes, bytes]:
+        """The slot's environment, encoded once (Popen would encode every variable per start)."""
         env = self._envs.get(slot.gpus)
         if env is None:
-            env = self._envs[slot.gpus] = gpu_environment(
-                os.environ, slot.gpus if self.options.bind_gpus else None)
+            env = self._envs[slot.gpus] = {
+                os.fsencode(k): os.fsencode(v) for k, v in gpu_environment(
+                    os.environ, slot.gpus if self.options.bind_gpus else None).items()}
         return env
 
     def __call__(self, task: Task, slot: Slot, final: bool = True) -> Optional[TaskResult]:
@@ -224,10 +226,9 @@ class TaskExecutor:
             state[name] = entry
             self.store.write_state(task, state)
             self.events.command_started(task, slot, name, log_path)
-            ended = threading.Event()
-            timed_out = threading.Event()
             timer = None
             if timeout is not None:
+                ended, timed_out = threading.Event(), threading.Event()
                 timer = threading.Timer(timeout, self._expire, (proc.pid, ended, timed_out))
                 timer.daemon = True
                 timer.start()
@@ -236,8 +237,8 @@ class TaskExecutor:
                     _pump(proc, log, echo)
                 code = proc.wait()
             finally:
-                ended.set()
                 if timer is not None:
+                    ended.set()
                     timer.cancel()
                 self.groups.finish(proc)
         finally:
@@ -247,7 +248,7 @@ class TaskExecutor:
         duration = time.time() - started
         if code == 0:
             status = Status.DONE
-        elif timed_out.is_set():
+        elif timer is not None and timed_out.is_set():
             status = Status.TIMEOUT
         elif self.groups.stopping.is_set():
             status = Status.INTERRUPTED
@@ -329,7 +330,7 @@ def _open_log(path: str) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
 
-def _pump(proc: subprocess.Popen, log: int, echo: Callable[[bytes], None]) -> None:
+def _pump(proc: Child, log: int, echo: Callable[[bytes], None]) -> None:
     """Copy a command's output to its log and to `echo` as it comes."""
     fd = proc.stdout.fileno()
     while True:

@@ -33,7 +33,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from runner.errors import StoreError
 from runner.runfile import Job
-from runner.store import FileLock, is_done, read_json, write_json
+from runner.store import FileLock, encode_json, is_done, read_json, write_owned
 from runner.task import Status, Task
 
 METADATA_FILE = "metadata.json"
@@ -41,7 +41,6 @@ LOGS_DIR = "logs"
 OUT_LOG = "out.log"
 ERR_LOG = "err.log"
 JOB_FILE = "job.json"
-LOCK_FILE = ".lock"
 METADATA_INTERVAL = 0.2  # seconds: the most metadata.json lags behind the job files
 WRITE_SHARE = 0.1  # for huge files, wait longer, so that writing takes at most this share of time
 PUBLIC_FIELDS = ("command", "parameters", "status", "exit_status", "signal", "start", "end",
@@ -288,7 +287,7 @@ class RunfileStore:
         """The job's lock (not yet acquired); creates the job's directory."""
         directory = self.job_dir(task.name)
         os.makedirs(directory, exist_ok=True)
-        return FileLock(os.path.join(directory, LOCK_FILE))
+        return FileLock(directory)
 
     def read_state(self, task: Task) -> Dict[str, Any]:
         """command -> its `job.json` record (empty if the job never started)."""
@@ -301,8 +300,8 @@ class RunfileStore:
         record = dict(state[command])
         record.update(id=task.name, command=command, parameters=task.params,
                       attempt=self._attempts.get(task.name, 0), updated=time.time())
-        write_json(os.path.join(self.job_dir(task.name), JOB_FILE), record, indent=None,
-                   sort_keys=False)
+        write_owned(os.path.join(self.job_dir(task.name), JOB_FILE),
+                    encode_json(record, indent=None, sort_keys=False))
         self.metadata.update(task.name, make_public_entry(record))
 
     def write_params(self, task: Task, command_lines: Dict[str, str]) -> None:

@@ -415,3 +415,17 @@ def test_exec_task_runs_one_task_of_a_table(make_config, workdir, monkeypatch, c
     entry = read_json(workdir / "output/A_1/stat.json")["t"]
     assert entry["gpus"] == "3" and entry["slurm_job_id"] == "77" and entry["status"] == "done"
     assert cli("exec-task", path, "5").code == 2
+
+
+def test_commands_start_with_default_signals_and_only_three_descriptors(make_config, cli,
+                                                                        workdir):
+    make_config("""
+        template:
+          t: yes | head -n 1 > /dev/null; ls /proc/self/fd > {_output}/fds
+        ---
+        a: [1]
+    """)
+    assert cli().code == 0
+    log = next((workdir / "output/A_1").glob("log.t.*")).read_text()
+    assert "Broken pipe" not in log  # SIGPIPE is not ignored, as it is in the runner
+    assert sorted((workdir / "output/A_1/fds").read_text().split()) == ["0", "1", "2", "3"]

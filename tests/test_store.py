@@ -106,3 +106,45 @@ def test_lock_as_a_context_manager_waits_for_the_holder(tmp_path):
     holder.release()
     thread.join(10)
     assert order == ["first released", "second"]
+
+
+def test_param_file_text_is_what_json_writes_with_indent_4_sorted():
+    from hypothesis import given, settings, strategies as st
+
+    from runner.store import encode_params
+
+    scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+                        st.text())
+    values = st.recursive(scalars, lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+        max_leaves=6)
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.dictionaries(st.text(max_size=8), values, max_size=6))
+    def check(params):
+        assert encode_params(params).decode() == json.dumps(params, indent=4, sort_keys=True) + "\n"
+
+    check()
+    assert encode_params({"a": 1, "_commands": {"t": "x"}}).decode() == (
+        '{\n    "_commands": {\n        "t": "x"\n    },\n    "a": 1\n}\n')
+
+
+def test_a_directory_is_locked_itself_and_falls_back_to_a_file(tmp_path, monkeypatch):
+    task = tmp_path / "Task_1"
+    task.mkdir()
+    first, second = FileLock(str(task)), FileLock(str(task))
+    assert first.try_acquire() and not second.try_acquire()
+    first.release()
+    assert os.listdir(task) == []  # no lock file needed
+    real_flock = store.fcntl.flock
+
+    def nfs_like(fd, operation):  # NFS cannot lock a directory opened for reading
+        if os.path.isdir(f"/proc/self/fd/{fd}") and operation & store.fcntl.LOCK_EX:
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(store.fcntl, "flock", nfs_like)
+    monkeypatch.setattr(FileLock, "_directories_lockable", True)
+    assert first.try_acquire()
+    assert os.listdir(task) == [".lock"] and not FileLock(str(task)).try_acquire()
+    first.release()
