@@ -26,6 +26,13 @@ GPU_SETTINGS = ("gpus_per_task", "gpu_memory", "max_gpu_util")
 Resource = Union[None, str, Sequence[Tuple[str, ...]]]
 
 
+def describe_slots(slots: Sequence[Slot]) -> str:
+    """`slots: 2 (0: GPU 0, 1: GPU 1)` for a header."""
+    return f"slots: {len(slots)} (" + ", ".join(
+        f"{s.index}: GPU {s.cuda_visible_devices}" if s.gpus else f"{s.index}: no GPU"
+        for s in slots) + ")"
+
+
 @dataclass
 class Resources:
     """The slots (or the admission) of an invocation, the GPUs behind them and what to tell."""
@@ -43,9 +50,7 @@ class Resources:
     def describe(self) -> str:
         """The header line: the slots, or the GPU pool and how tasks are admitted to it."""
         if self.admission is None:
-            return f"slots: {len(self.slots)} (" + ", ".join(
-                f"{s.index}: GPU {s.cuda_visible_devices}" if s.gpus else f"{s.index}: no GPU"
-                for s in self.slots) + ")"
+            return describe_slots(self.slots)
         gpus = []
         for gpu in self.admission.pool:
             device = self.devices.get(gpu.id)

@@ -29,7 +29,7 @@ import json
 import os
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from runner.errors import StoreError
 from runner.runfile import Job
@@ -115,6 +115,15 @@ class MetadataFile:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="metadata", daemon=True)
         self._thread.start()
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Keep the writer running for the block; flush everything when it ends, however."""
+        self.start()
+        try:
+            yield
+        finally:
+            self.close()
 
     def close(self) -> None:
         """Stop the writer thread and write every update it has not written yet."""

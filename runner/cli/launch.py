@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
 from argparse import RawDescriptionHelpFormatter
 from dataclasses import dataclass
 from typing import List
 
-from runner.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentParser, command,
-                               stop_on_signals)
+from runner.cli.common import EXIT_OK, ArgumentParser, command
 from runner.task import Slot
 
 DESCRIPTION = """\
@@ -139,46 +137,18 @@ def _print_header(runfile, store, todo, done, slots, overwrite: bool) -> None:
     if isinstance(slots[0], Worker):
         out.append(f"workers: {len(slots)}")
     else:
-        out.append(f"slots: {len(slots)} (" + ", ".join(
-            f"{s.index}: GPU {s.cuda_visible_devices}" if s.gpus else f"{s.index}: no GPU"
-            for s in slots) + ")")
+        from runner.resources import describe_slots
+
+        out.append(describe_slots(slots))
     print("\n".join(out), flush=True)
 
 
 def _run(tasks, skipped: int, store, slots, overwrite: bool, grace: float) -> int:
-    from runner.cli.console import Console, write_summary
-    from runner.executor import ExecOptions, TaskExecutor
-    from runner.process import ProcessGroups
-    from runner.scheduler import Scheduler
+    from runner.cli.session import run_session
+    from runner.executor import ExecOptions
 
-    groups = ProcessGroups(grace=grace)
-    console = Console(total=len(tasks))
     options = ExecOptions(force=overwrite, bind_gpus=not isinstance(slots[0], Worker))
-    executor = TaskExecutor(store, time.strftime("%Y-%m-%d.%H_%M_%S"), groups, options, console)
-    scheduler = Scheduler(slots, executor, groups, on_result=console.task_finished)
-    signals: List[int] = []
-
-    def stop(signum: int) -> None:
-        signals.append(signum)
-        console.notice("stopping: terminating running jobs (again to kill them at once)"
-                       if len(signals) == 1 else "killing running jobs")
-        groups.stop()
-
-    started = time.monotonic()
-    with stop_on_signals(stop):  # also while the last metadata is written
-        store.metadata.start()
-        try:
-            results = scheduler.run(tasks, tick=1.0 if console.live else None,
-                                    on_tick=console.tick)
-        finally:
-            groups.close()
-            console.clear()
-            store.metadata.close()
-    write_summary(sys.stdout, results, skipped, len(tasks) - len(results),
-                  time.monotonic() - started)
+    status = run_session(tasks, slots, store, time.strftime("%Y-%m-%d.%H_%M_%S"), options, grace,
+                         skipped, noun="jobs", around=store.metadata.writing)
     print(f"metadata: {store.metadata.path}")
-    if signals:
-        return EXIT_INTERRUPTED
-    if any(r.failed is not None for r in results):
-        return EXIT_FAILED
-    return EXIT_OK
+    return status

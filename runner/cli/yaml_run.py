@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from argparse import RawDescriptionHelpFormatter
 from typing import Dict, List, Optional, Tuple
 
@@ -220,41 +219,12 @@ def _reason(entry: Optional[Dict], force: bool) -> str:
 
 
 def _run(plan, tasks, skipped: int, store, resources, datetime: str, args) -> int:
-    from runner.cli.console import Console, write_summary
-    from runner.executor import ExecOptions, TaskExecutor
-    from runner.process import ProcessGroups
-    from runner.scheduler import Scheduler
+    from runner.cli.session import run_session
+    from runner.executor import ExecOptions
 
-    groups = ProcessGroups(grace=args.grace)
-    console = Console(total=len(tasks))
-    executor = TaskExecutor(store, datetime, groups,
-                            ExecOptions(force=args.force, devices=resources.device_records()),
-                            console)
-    scheduler = Scheduler(resources.slots, executor, groups, on_result=console.task_finished,
-                          admission=resources.admission, on_wait=console.waiting_for)
-    signals = []
-
-    def stop(signum: int) -> None:
-        signals.append(signum)
-        console.notice("stopping: terminating running commands (again to kill them at once)"
-                       if len(signals) == 1 else "killing running commands")
-        groups.stop()
-
-    started = time.monotonic()
-    try:
-        with stop_on_signals(stop):
-            results = scheduler.run(tasks, tick=1.0 if console.live else None,
-                                    on_tick=console.tick)
-    finally:
-        groups.close()
-        console.clear()
-    not_started = len(tasks) - len(results)
-    write_summary(sys.stdout, results, skipped, not_started, time.monotonic() - started)
-    if signals:
-        return EXIT_INTERRUPTED
-    if any(r.failed is not None for r in results):
-        return EXIT_FAILED
-    return EXIT_OK
+    options = ExecOptions(force=args.force, devices=resources.device_records())
+    return run_session(tasks, resources.slots, store, datetime, options, args.grace, skipped,
+                       admission=resources.admission)
 
 
 def _debug(plan, config, store, resources, datetime: str, args) -> int:
