@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from typing import Any, Dict, List, NamedTuple
 
-from runner.errors import MissingDependencyError, StoreError
+from runner.errors import MissingDependencyError
 from runner.status import collect_states
-from runner.store import Store, read_json
+from runner.store import Store, existing_output, read_json
 
 METRICS_FILE = "metrics.json"
 
@@ -44,9 +44,7 @@ class Row(NamedTuple):
 
 def collect_rows(output: str) -> List[Row]:
     """One row per task of the output directory (no pandas needed)."""
-    if not os.path.isdir(output):
-        raise StoreError(f"{output}: no such output directory; pass the directory a run wrote "
-                         f"with -o DIR")
+    existing_output(output)
     rows = []
     for state in collect_states(Store(output)):
         params = {k: v for k, v in state.params.items() if not k.startswith("_")}

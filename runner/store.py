@@ -236,6 +236,14 @@ class TaskPaths:
         return os.path.join(self.log_dir, f"log.{command}.{datetime}{self.log_suffix}")
 
 
+def existing_output(output: str) -> str:
+    """`output` if it is a directory, else a StoreError that says what to pass instead."""
+    if not os.path.isdir(output):
+        raise StoreError(f"-o {output}: no such output directory; pass the directory a run wrote "
+                         f"with -o DIR")
+    return output
+
+
 class Store:
     """One output directory of the YAML runner.
 

@@ -29,13 +29,10 @@ def make_parser() -> ArgumentParser:
 def main(argv: List[str]) -> int:
     from runner.backends.slurm_backend import SlurmBackend, read_submissions
     from runner.errors import StoreError
-    from runner.store import SLURM_DIR, Store
+    from runner.store import SLURM_DIR, Store, existing_output
 
     args = make_parser().parse_args(argv)
-    if not os.path.isdir(args.output):
-        raise StoreError(f"-o {args.output}: no such output directory; pass the directory a "
-                         f"run wrote with -o DIR")
-    store = Store(args.output)
+    store = Store(existing_output(args.output))
     if not read_submissions(store):
         raise StoreError(f"-o {args.output}: no SLURM submission in "
                          f"{os.path.join(args.output, SLURM_DIR)}; only runs submitted with "

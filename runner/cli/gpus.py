@@ -23,14 +23,13 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.errors import StoreError
+    from runner.store import existing_output
     from runner.gpu import open_gpus
 
     args = make_parser().parse_args(argv)
     output = args.output
-    if output is not None and not os.path.isdir(output):
-        raise StoreError(f"-o {output}: no such output directory; pass the directory a run "
-                         f"wrote with -o DIR")
+    if output is not None:
+        existing_output(output)
     if output is None and os.path.isdir("output"):
         output = "output"
     ours = _running_commands(output) if output else {}

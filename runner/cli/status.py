@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import List
 
@@ -20,15 +19,11 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.errors import StoreError
     from runner.status import collect_states, count_states
-    from runner.store import Store
+    from runner.store import Store, existing_output
 
     args = make_parser().parse_args(argv)
-    if not os.path.isdir(args.output):
-        raise StoreError(f"-o {args.output}: no such output directory; pass the directory a "
-                         f"run wrote with -o DIR")
-    store = Store(args.output)
+    store = Store(existing_output(args.output))
     states = collect_states(store)
     counts = count_states(states)
     if args.json:
