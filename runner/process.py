@@ -126,15 +126,21 @@ _RESET_SIGNALS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", 
                        if hasattr(signal, name))  # Python ignores these; commands must not
 
 
+_checked_fds: set = set()  # descriptors already found close-on-exec
+
+
 def _close_on_exec() -> None:
     """Mark every descriptor above 2 close-on-exec (what the runner inherited, or a C library
-    opened), so that a command gets stdin, stdout and stderr only."""
+    opened), so that a command gets stdin, stdout and stderr only. Python opens every descriptor
+    close-on-exec, so only numbers not seen before need a look."""
     for name in os.listdir("/proc/self/fd"):
         fd = int(name)
-        if fd > 2:
+        if fd > 2 and fd not in _checked_fds:
             try:
                 if os.get_inheritable(fd):
                     os.set_inheritable(fd, False)
+                else:
+                    _checked_fds.add(fd)
             except OSError:  # the descriptor listdir itself used, now closed
                 pass
 

@@ -118,22 +118,31 @@ def spare_path(path: str) -> str:
     return os.path.join(directory, f".{name}.next")
 
 
-def write_owned(path: str, data: bytes, spare: Optional[str] = None) -> None:
+def write_owned(path: str, data: bytes, spare: Optional[str] = None,
+                exists: bool = True) -> None:
     """`write_atomic` for a file whose only writer is the caller (it holds the task's lock).
 
     The new content is written into a spare file beside `path` (`.<name>.next`), overwritten in
     place, and exchanged with `path`; the old content becomes the next spare. No file is
     created or deleted after the first two writes: on ext4 without a journal, every recently
     deleted inode slows each later file creation down (the allocator checks them one by one).
+    `exists=False`: the caller knows `path` is not there yet, so it is simply renamed into place.
     """
     spare = spare or spare_path(path)
-    fd = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fd, new = os.open(spare, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644), True
+    except FileExistsError:
+        fd, new = os.open(spare, os.O_WRONLY | os.O_CLOEXEC), False
     try:
         _write_fd(fd, data)  # not O_TRUNC: emptying a file also makes ext4 flush it on close
-        os.ftruncate(fd, len(data))
+        if not new:
+            os.ftruncate(fd, len(data))
     finally:
         os.close(fd)
-    _install(spare, path)
+    if exists:
+        _install(spare, path)
+    else:  # known not to be there yet (the caller just failed to read it): nothing to exchange
+        os.rename(spare, path)
 
 
 def encode_json(data: Any, indent: Optional[int] = 4, sort_keys: bool = True) -> bytes:
@@ -216,24 +225,27 @@ def is_done(entry: Optional[Dict[str, Any]]) -> bool:
 class TaskPaths:
     """Where one task's files live."""
 
-    __slots__ = ("dir", "param", "stat", "log_dir", "log_suffix", "param_spare", "stat_spare")
+    __slots__ = ("dir", "param", "stat", "log_dir", "log_suffix", "param_spare", "stat_spare",
+                 "missing")
 
     def __init__(self, output: str, name: str, no_param_dir: bool = False):
+        sep = os.sep
         if no_param_dir:
-            self.dir = os.path.join(output, TASK_STATE_DIR, name)
+            self.dir = f"{output}{sep}{TASK_STATE_DIR}{sep}{name}"
             self.log_dir = output
             self.log_suffix = "." + name
         else:
-            self.dir = os.path.join(output, name)
+            self.dir = f"{output}{sep}{name}"
             self.log_dir = self.dir
             self.log_suffix = ""
-        self.param = os.path.join(self.dir, PARAM_FILE)
-        self.stat = os.path.join(self.dir, STAT_FILE)
-        self.param_spare = os.path.join(self.dir, f".{PARAM_FILE}.next")
-        self.stat_spare = os.path.join(self.dir, f".{STAT_FILE}.next")
+        self.param = f"{self.dir}{sep}{PARAM_FILE}"
+        self.stat = f"{self.dir}{sep}{STAT_FILE}"
+        self.param_spare = f"{self.dir}{sep}.{PARAM_FILE}.next"
+        self.stat_spare = f"{self.dir}{sep}.{STAT_FILE}.next"
+        self.missing: set = set()  # files a read under the task's lock found absent
 
     def log(self, command: str, datetime: str) -> str:
-        return os.path.join(self.log_dir, f"log.{command}.{datetime}{self.log_suffix}")
+        return f"{self.log_dir}{os.sep}log.{command}.{datetime}{self.log_suffix}"
 
 
 def existing_output(output: str) -> str:
@@ -285,20 +297,26 @@ class Store:
 
     def read_state(self, task: Task) -> Dict[str, Any]:
         """command -> its `stat.json` entry."""
-        return self.read_stat(task.name)
+        paths = self.paths(task.name)
+        state = read_json(paths.stat)
+        if state is None:
+            paths.missing.add(STAT_FILE)
+        return state or {}
 
     def write_state(self, task: Task, state: Dict[str, Any]) -> None:
         paths = self.paths(task.name)
-        write_owned(paths.stat, encode_state(state), paths.stat_spare)
+        write_owned(paths.stat, encode_state(state), paths.stat_spare,
+                    STAT_FILE not in paths.missing)
+        paths.missing.discard(STAT_FILE)
 
     def write_params(self, task: Task, command_lines: Dict[str, str]) -> None:
         """`param.json`: the params and `_commands`, keeping other commands' earlier lines."""
-        path = self.paths(task.name).param
-        old = read_json(path)
+        paths = self.paths(task.name)
+        old = read_json(paths.param)
         lines = dict(old.get("_commands", {})) if isinstance(old, dict) else {}
         lines.update(command_lines)
-        write_owned(path, encode_params({**task.params, "_commands": lines}),
-                    self.paths(task.name).param_spare)
+        write_owned(paths.param, encode_params({**task.params, "_commands": lines}),
+                    paths.param_spare, old is not None)
 
     def log_paths(self, task: Task, command: str, datetime: str) -> Tuple[str, Optional[str]]:
         """(log of stdout, log of stderr or None when stderr goes to the same log)."""
