@@ -248,6 +248,7 @@ class RunfileStore:
         self.logs_dir = os.path.join(self.dir, LOGS_DIR)
         self.metadata = MetadataFile(os.path.join(self.dir, metadata_name), interval)
         self._attempts: Dict[str, int] = {}
+        self._new: set = set()  # jobs whose job.json was found missing under their lock
 
     def job_dir(self, ident: str) -> str:
         return os.path.join(self.logs_dir, ident)
@@ -295,12 +296,20 @@ class RunfileStore:
     def lock(self, task: Task) -> FileLock:
         """The job's lock (not yet acquired); creates the job's directory."""
         directory = self.job_dir(task.name)
-        os.makedirs(directory, exist_ok=True)
+        try:
+            os.mkdir(directory)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:
+            os.makedirs(directory, exist_ok=True)
         return FileLock(directory)
 
     def read_state(self, task: Task) -> Dict[str, Any]:
         """command -> its `job.json` record (empty if the job never started)."""
-        record = self.read_job(task.name) or {}
+        record = self.read_job(task.name)
+        if record is None:
+            self._new.add(task.name)  # no job.json: no earlier attempt's logs to keep either
+        record = record or {}
         self._attempts[task.name] = record.get("attempt") or 0
         return {_command(task): record} if record else {}
 
@@ -310,13 +319,15 @@ class RunfileStore:
         record.update(id=task.name, command=command, parameters=task.params,
                       attempt=self._attempts.get(task.name, 0), updated=time.time())
         write_owned(os.path.join(self.job_dir(task.name), JOB_FILE),
-                    encode_json(record, indent=None, sort_keys=False))
+                    encode_json(record, indent=None, sort_keys=False),
+                    exists=task.name not in self._new)
+        self._new.discard(task.name)
         self.metadata.update(task.name, make_public_entry(record))
 
     def write_params(self, task: Task, command_lines: Dict[str, str]) -> None:
         """A new attempt begins: keep the previous attempt's logs as `out.log.N`/`err.log.N`."""
-        directory = self.job_dir(task.name)
-        rotate_logs(directory)
+        if task.name not in self._new:
+            rotate_logs(self.job_dir(task.name))
         self._attempts[task.name] = self._attempts.get(task.name, 0) + 1
 
     def log_paths(self, task: Task, command: str, datetime: str) -> Tuple[str, Optional[str]]:
