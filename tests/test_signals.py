@@ -74,7 +74,8 @@ def test_stop_signal_stops_every_group_and_the_run_resumes(make_config, workdir,
     assert lines(workdir / "finished") == ["1", "2", "3", "4"]
 
 
-def test_commands_that_ignore_term_are_killed_after_the_grace_period(make_config, workdir):
+def start_stubborn_run(make_config, workdir, grace: str):
+    """A run whose one command ignores SIGTERM; (the runner's process, the command's pid)."""
     make_config("""
         template:
           stubborn: trap '' TERM; echo up > {_output}/up; sleep 60
@@ -82,10 +83,15 @@ def test_commands_that_ignore_term_are_killed_after_the_grace_period(make_config
         ---
         i: [1]
     """)
-    proc = run_process(["--grace", "0.5"], workdir)
+    proc = run_process(["--grace", grace], workdir)
     wait_for(lambda: (workdir / "output/I_1/up").exists(), what="the command to start")
     pid = wait_for(lambda: (read_json(workdir / "output/I_1/stat.json") or {}).get(
         "stubborn", {}).get("pid"), what="stat.json to record the command")
+    return proc, pid
+
+
+def test_commands_that_ignore_term_are_killed_after_the_grace_period(make_config, workdir):
+    proc, pid = start_stubborn_run(make_config, workdir, grace="0.5")
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=30)
     assert proc.returncode == 130
@@ -93,17 +99,7 @@ def test_commands_that_ignore_term_are_killed_after_the_grace_period(make_config
 
 
 def test_second_ctrl_c_kills_at_once(make_config, workdir):
-    make_config("""
-        template:
-          stubborn: trap '' TERM; echo up > {_output}/up; sleep 60
-        resource: [0]
-        ---
-        i: [1]
-    """)
-    proc = run_process(["--grace", "600"], workdir)
-    wait_for(lambda: (workdir / "output/I_1/up").exists(), what="the command to start")
-    pid = wait_for(lambda: (read_json(workdir / "output/I_1/stat.json") or {}).get(
-        "stubborn", {}).get("pid"), what="stat.json to record the command")
+    proc, pid = start_stubborn_run(make_config, workdir, grace="600")
     proc.send_signal(signal.SIGINT)
     for line in proc.stdout:  # the runner says it is stopping once it handled the first Ctrl-C
         if "stopping:" in line:
