@@ -340,10 +340,3 @@ def _pump(proc: Child, log: int, echo: Callable[[bytes], None]) -> None:
         os.write(log, chunk)
         echo(chunk)
     proc.stdout.close()
-
-
-def summarize_results(results: List[TaskResult]) -> Dict[Status, int]:
-    counts: Dict[Status, int] = {}
-    for result in results:
-        counts[result.status] = counts.get(result.status, 0) + 1
-    return counts

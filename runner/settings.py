@@ -8,7 +8,7 @@ the executor and remote backends read plain numbers from `Task.settings`.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, Mapping
+from typing import Any, Callable, Dict
 
 from runner.errors import choices_text, did_you_mean
 
@@ -167,14 +167,3 @@ def parse_setting(key: str, value: Any) -> Any:
     """The normalised value of one setting; ValueError with the reason if it is invalid."""
     parser: Callable[[Any], Any] = SETTINGS[key][0]
     return parser(value)
-
-
-def resolve_settings(config_level: Mapping[str, Any], params: Mapping[str, Any]) -> Dict[str, Any]:
-    """A task's settings: its params override document 0 (both already validated)."""
-    out = {}
-    for key in SETTINGS:
-        if key in params:
-            out[key] = params[key]
-        elif key in config_level:
-            out[key] = config_level[key]
-    return out
