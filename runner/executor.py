@@ -29,6 +29,13 @@ from runner.store import HOST, Store, is_done
 from runner.task import CommandResult, Slot, Status, Task, TaskResult
 
 _COMPOUND = re.compile(r"[;&|<>()`\n]|\$\(")
+# How a command that a stop signal ended reports it: killed by it, or a shell's 128 + signal
+_STOP_CODES = frozenset(c for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+                        for c in (-s, 128 + s))
+# How long a command ended by a stop signal waits for the runner's own stop before it counts as
+# failed: `scancel`, `kill -- -PGID` of a whole tree or a container stop signal every process,
+# the command first as often as not
+STOP_WINDOW = 1.0
 
 
 class Events:
@@ -246,9 +253,12 @@ class TaskExecutor:
             if err_path:
                 os.close(err)
         duration = time.time() - started
+        timed_out_now = timer is not None and timed_out.is_set()
+        if code in _STOP_CODES and not timed_out_now:
+            self._await_stop(STOP_WINDOW)
         if code == 0:
             status = Status.DONE
-        elif timer is not None and timed_out.is_set():
+        elif timed_out_now:
             status = Status.TIMEOUT
         elif self.groups.stopping.is_set():
             status = Status.INTERRUPTED
@@ -263,6 +273,16 @@ class TaskExecutor:
                                signal=entry["signal"], duration=duration, log=log_path,
                                attempts=attempt, err_log=err_path)
         return result, lambda: _read_since(offsets)
+
+    def _await_stop(self, window: float) -> None:
+        """Give a stop signal sent with the one that ended the command time to reach us.
+
+        Short sleeps, not `Event.wait`: in `run exec-task` this is the main thread, which runs
+        the signal handler that sets `stopping`.
+        """
+        deadline = time.monotonic() + window
+        while not self.groups.stopping.is_set() and time.monotonic() < deadline:
+            time.sleep(0.01)
 
     def _expire(self, pgid: int, ended: threading.Event, timed_out: threading.Event) -> None:
         """The command ran past its timeout: TERM its group, KILL it after the grace period."""

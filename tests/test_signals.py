@@ -74,6 +74,55 @@ def test_stop_signal_stops_every_group_and_the_run_resumes(make_config, workdir,
     assert lines(workdir / "finished") == ["1", "2", "3", "4"]
 
 
+def test_a_stop_that_reaches_the_command_first_is_still_an_interruption(make_config, workdir):
+    """`scancel` or a container stop signals every process, the command often before the
+    runner: the command's death by SIGTERM is an interruption, not a failure."""
+    proc, pids = start_slow_run(make_config, workdir)
+    for pid in pids.values():
+        os.killpg(pid, signal.SIGTERM)
+    wait_for(lambda: all(processes_in_group(pid) == [] for pid in pids.values()),
+             what="the commands to die")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert statuses(workdir / "output") == {"I_1": {"work": "done"}, "I_2": {"work": "interrupted"},
+                                            "I_3": {"work": "interrupted"}}
+
+
+def test_exec_task_under_scancel_records_an_interruption(workdir):
+    """What a SLURM array element sees on `scancel`: SIGTERM to the command, then to itself."""
+    from runner.store import Store
+    from runner.task import Task
+
+    task = Task("A_1", {"a": 1, "_name": "A_1", "_output": "output/A_1", "_datetime": "DT"},
+                {"t": "sleep 60"})
+    table = Store(str(workdir / "output")).write_run_table("sub", [task], {"datetime": "DT"})
+    proc = run_process(["exec-task", table, "0"], workdir)
+    stat = workdir / "output/A_1/stat.json"
+    pid = wait_for(lambda: (read_json(stat) or {}).get("t", {}).get("pid"),
+                   what="the command to start")
+    os.killpg(pid, signal.SIGTERM)
+    wait_for(lambda: processes_in_group(pid) == [], what="the command to die")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert read_json(stat)["t"]["status"] == "interrupted"
+
+
+def test_a_command_killed_alone_has_failed(make_config, workdir):
+    proc, pids = start_slow_run(make_config, workdir)
+    os.killpg(pids["I_2"], signal.SIGTERM)
+    entry = wait_for(lambda: (read_json(workdir / "output/I_2/stat.json") or {}).get("work", {})
+                     .get("status") == "failed" and read_json(workdir / "output/I_2/stat.json"),
+                     what="task 2 to fail")["work"]
+    assert entry["signal"] == signal.SIGTERM or entry["exit_status"] == 128 + signal.SIGTERM
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, (out, err)
+    assert statuses(workdir / "output")["I_2"] == {"work": "failed"}
+    assert statuses(workdir / "output")["I_3"] == {"work": "interrupted"}
+
+
 def start_stubborn_run(make_config, workdir, grace: str):
     """A run whose one command ignores SIGTERM; (the runner's process, the command's pid)."""
     make_config("""
