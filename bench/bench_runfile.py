@@ -136,7 +136,7 @@ def case_overhead(batchrun: Path, repeat: int, jobs: int = 2000) -> Dict[str, tu
 
 
 def case_resume(batchrun: Path, repeat: int, jobs: int = 10000) -> Dict[str, float]:
-    from runner.runfile import job_id
+    from runner.spec.runfile import job_id
 
     commands = [f"true {i}" for i in range(jobs)]
     directory = fresh("resume-run")

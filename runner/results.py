@@ -13,8 +13,9 @@ import os
 from typing import Any, Dict, List, NamedTuple
 
 from runner.errors import MissingDependencyError
-from runner.status import collect_states
-from runner.store import Store, existing_output, read_json
+from runner.store.status import collect_states
+from runner.store.files import read_json
+from runner.store.sweep import Store, existing_output
 
 METRICS_FILE = "metrics.json"
 

@@ -13,11 +13,12 @@ import time
 import pytest
 
 from support import read_json, run_process, statuses
-from runner.admission import Admission, Demand, PoolGpu
+from runner.gpu.admission import Admission, Demand, PoolGpu
 from runner.cli.console import Console
 from runner.errors import ResourceError
-from runner.gpu import FAKE_GPUS_ENV, FakeGpu, FakeGpus
-from runner.scheduler import Scheduler
+from runner.gpu.fake import FakeGpu, FakeGpus
+from runner.gpu.query import FAKE_GPUS_ENV
+from runner.execution.scheduler import Scheduler
 from runner.task import Slot, Task
 
 GIB = 2 ** 30

@@ -6,9 +6,9 @@ import textwrap
 
 import pytest
 
-from runner.config import parse_config
+from runner.spec.config import parse_config
 from runner.errors import ConfigError, UsageError
-from runner.expand import Selection, expand
+from runner.spec.expand import Selection, expand
 
 
 def plan_of(text, output="out", **selection):

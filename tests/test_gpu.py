@@ -13,8 +13,8 @@ import pytest
 
 from support import processes_in_group, read_json, run_process, wait_for
 from runner.errors import ResourceError
-from runner.gpu import (FAKE_GPUS_ENV, FakeGpu, FakeGpus, GpuUnavailable, NvmlGpus, format_bytes,
-                        open_gpus)
+from runner.gpu.fake import FakeGpu, FakeGpus
+from runner.gpu.query import FAKE_GPUS_ENV, GpuUnavailable, NvmlGpus, format_bytes, open_gpus
 
 GIB = 2 ** 30
 
@@ -321,7 +321,7 @@ def test_slots_without_gpus_never_ask_nvml(make_config, cli, workdir, monkeypatc
     def refuse():
         raise AssertionError("NVML was asked")
 
-    monkeypatch.setattr("runner.resources.open_gpus", refuse)
+    monkeypatch.setattr("runner.gpu.resources.open_gpus", refuse)
     make_config(PROBE.replace("resource: auto", "resource: ['', '']"))
     assert cli().code == 0
     make_config(PROBE.replace("resource: auto\n", ""))

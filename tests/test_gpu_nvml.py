@@ -16,8 +16,8 @@ import textwrap
 import pytest
 
 from support import read_json, run_process, wait_for
-from runner.gpu import FAKE_GPUS_ENV, GpuUnavailable, NvmlGpus, format_bytes
-from runner.resources import auto_pool
+from runner.gpu.query import FAKE_GPUS_ENV, GpuUnavailable, NvmlGpus, format_bytes
+from runner.gpu.resources import auto_pool
 
 pytestmark = pytest.mark.gpu
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.gridspec import parse_gridspec
-from runner.runfile import job_id
+from runner.spec.gridspec import parse_gridspec
+from runner.spec.runfile import job_id
 
 SEED = """
 program: python3 my_script.py

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner.naming import MAX_NAME_BYTES, abbreviate_key, format_value, make_name
+from runner.spec.naming import MAX_NAME_BYTES, abbreviate_key, format_value, make_name
 
 
 @pytest.mark.parametrize("key, short", [

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 from runner.errors import ConfigError
-from runner.profiles import find_profiles, load_profile, load_profiles_file
+from runner.spec.profiles import find_profiles, load_profile, load_profiles_file
 
 # The seed launcher's README example, trailing comma and all.
 SEED_CONFIG_JSON = """

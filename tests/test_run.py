@@ -8,7 +8,7 @@ import os
 import pytest
 
 from support import read_json, statuses
-from runner.expand import DATETIME_FORMAT
+from runner.spec.expand import DATETIME_FORMAT
 
 SEED_EXAMPLE = """
 template:
@@ -44,7 +44,7 @@ def clock(monkeypatch):
             self.value = value
 
     c = Clock()
-    monkeypatch.setattr("runner.expand.make_datetime", lambda: c.value)
+    monkeypatch.setattr("runner.spec.expand.make_datetime", lambda: c.value)
     return c
 
 
@@ -399,7 +399,7 @@ def test_duplicates_and_orphans_in_the_header(make_config, cli):
 
 
 def test_exec_task_runs_one_task_of_a_table(make_config, workdir, monkeypatch, cli):
-    from runner.store import Store
+    from runner.store.sweep import Store
     from runner.task import Task
 
     store = Store("output")

@@ -14,7 +14,7 @@ import pytest
 
 from support import read_json
 from runner.errors import ConfigError
-from runner.runfile import job_id, parse_parameters, parse_runfile
+from runner.spec.runfile import job_id, parse_parameters, parse_runfile
 
 
 @pytest.fixture
@@ -281,8 +281,8 @@ def test_help_is_fast(subcommand):
         from runner.cli import main
         main(["--help"])
         code = main(["{subcommand}", "--help"])
-        heavy = [m for m in ("yaml", "json", "runner.executor", "runner.runfile",
-                             "runner.gridspec") if m in sys.modules]
+        heavy = [m for m in ("yaml", "json", "runner.execution.executor", "runner.spec.runfile",
+                             "runner.spec.gridspec") if m in sys.modules]
         print("HEAVY:" + " ".join(heavy), code, file=sys.stderr)
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

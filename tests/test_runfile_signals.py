@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from support import processes_in_group, read_json, run_process, wait_for
-from runner.runfile import job_id
+from runner.spec.runfile import job_id
 
 QUICK = "echo quick >> finished"
 # waits for the file `release` (or 60 s)

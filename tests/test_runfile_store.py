@@ -7,8 +7,8 @@ import time
 from pathlib import Path
 
 from support import wait_for
-from runner.runfile import parse_runfile
-from runner.runfile_store import MetadataFile, RunfileStore, rotate_logs
+from runner.spec.runfile import parse_runfile
+from runner.store.runfile import MetadataFile, RunfileStore, rotate_logs
 
 
 def entry(status: str, updated: float, **extra) -> dict:

@@ -7,8 +7,8 @@ import threading
 import pytest
 
 from support import read_json
-from runner.process import ProcessGroups
-from runner.scheduler import Scheduler
+from runner.execution.process import ProcessGroups
+from runner.execution.scheduler import Scheduler
 from runner.task import Slot
 
 

@@ -91,7 +91,7 @@ def test_a_stop_that_reaches_the_command_first_is_still_an_interruption(make_con
 
 def test_exec_task_under_scancel_records_an_interruption(workdir):
     """What a SLURM array element sees on `scancel`: SIGTERM to the command, then to itself."""
-    from runner.store import Store
+    from runner.store.sweep import Store
     from runner.task import Task
 
     task = Task("A_1", {"a": 1, "_name": "A_1", "_output": "output/A_1", "_datetime": "DT"},
@@ -227,7 +227,7 @@ def test_help_does_not_import_heavy_modules():
             main(["--help"])
         except SystemExit:
             pass
-        heavy = [m for m in ("yaml", "pandas", "pynvml", "json", "runner.executor")
+        heavy = [m for m in ("yaml", "pandas", "pynvml", "json", "runner.execution.executor")
                  if m in sys.modules]
         print("HEAVY:" + " ".join(heavy), file=sys.stderr)
     """)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from runner.backends.slurm import (AccountEntry, Needs, Node, check_fits, expand_job_ids,
+from runner.backends.slurm.script import (AccountEntry, Needs, Node, check_fits, expand_job_ids,
                                    is_accounting_disabled, parse_max_array_size, parse_nodes,
                                    parse_sacct, parse_sbatch_job_id, parse_squeue)
-from runner.backends.slurm_backend import merge_task_state
-from runner.backends.slurm_commands import one_line
-from runner.status import TaskState
+from runner.backends.slurm.engine import merge_task_state
+from runner.backends.slurm.commands import one_line
+from runner.store.status import TaskState
 from runner.task import Status
 
 RECORDED = Path(__file__).parent / "slurm"
@@ -113,7 +113,7 @@ def test_sbatch_output():
 
 def state(entries=None, commands=("train",)):
     """A TaskState as collect_states builds it from a task's files."""
-    from runner.store import summarize_commands
+    from runner.store.sweep import summarize_commands
 
     cmds = {c: dict((entries or {}).get(c) or {"status": "pending"}) for c in commands}
     return TaskState("t", summarize_commands(cmds, list(cmds)), cmds)

@@ -11,8 +11,9 @@ import sys
 
 import pytest
 
-import runner.store as store
-from runner.store import FileLock, encode_state, is_done, read_json, write_atomic, write_json
+import runner.store.files as store
+from runner.store.files import FileLock, encode_state, read_json, write_atomic, write_json
+from runner.store.sweep import is_done
 
 
 def test_write_atomic_replaces_and_leaves_no_temporary_files(tmp_path):
@@ -62,7 +63,7 @@ def test_only_a_recorded_success_is_done(entry, done):
 def test_lock_excludes_other_processes_and_dies_with_its_holder(tmp_path):
     path = str(tmp_path / ".lock")
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from runner.store import FileLock; "
+        [sys.executable, "-c", "import sys, time; from runner.store.files import FileLock; "
          f"l = FileLock({path!r}); assert l.try_acquire(); print('held', flush=True); "
          "time.sleep(60)"], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
@@ -111,7 +112,7 @@ def test_lock_as_a_context_manager_waits_for_the_holder(tmp_path):
 def test_param_file_text_is_what_json_writes_with_indent_4_sorted():
     from hypothesis import given, settings, strategies as st
 
-    from runner.store import encode_params
+    from runner.store.files import encode_params
 
     scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
                         st.text())

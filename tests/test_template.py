@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from runner.template import RenderError, Template
+from runner.spec.template import RenderError, Template
 
 
 def render(text, aliases=None, **params):

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 from runner.errors import UsageError, choices_text
 
 if TYPE_CHECKING:  # pragma: no cover
-    from runner.profiles import Profile
-    from runner.status import TaskState
-    from runner.store import Store
+    from runner.spec.profiles import Profile
+    from runner.store.status import TaskState
+    from runner.store.sweep import Store
     from runner.task import Task
 
 # engine name -> "module:class". `local` is the core's own scheduler, not a Backend.
 BACKENDS: Dict[str, str] = {
-    "slurm": "runner.backends.slurm_backend:SlurmBackend",
+    "slurm": "runner.backends.slurm.engine:SlurmBackend",
 }
 
 

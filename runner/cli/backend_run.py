@@ -56,7 +56,7 @@ def run_backend(args, config, plan, todo, skipped, store, datetime: str,
                 prepare_output: Callable[[], None]) -> int:
     """Submit the plan's unfinished tasks to the engine `args.backend` and report."""
     from runner.backends.base import SubmitRequest, load_backend
-    from runner.profiles import Profile, find_profiles
+    from runner.spec.profiles import Profile, find_profiles
 
     if args.profile:
         embedded = config.extra.get("profiles")
@@ -107,8 +107,8 @@ def run_backend(args, config, plan, todo, skipped, store, datetime: str,
 
 def _wait(backend, store, jobs: List[str], names: List[str]) -> int:
     """--wait: follow the jobs until they leave the queue, then summarise their tasks."""
-    from runner.backends.slurm_backend import wait_for_jobs
-    from runner.status import collect_states
+    from runner.backends.slurm.engine import wait_for_jobs
+    from runner.store.status import collect_states
 
     started = time.monotonic()
     stopped: List[int] = []

@@ -27,9 +27,9 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.backends.slurm_backend import SlurmBackend, read_submissions
+    from runner.backends.slurm.engine import SlurmBackend, read_submissions
     from runner.errors import StoreError
-    from runner.store import SLURM_DIR, Store, existing_output
+    from runner.store.sweep import SLURM_DIR, Store, existing_output
 
     args = make_parser().parse_args(argv)
     store = Store(existing_output(args.output))

@@ -8,7 +8,7 @@ import time
 from typing import IO, Dict, List, Optional
 
 from runner.cli.common import format_duration, tail_lines
-from runner.executor import Events
+from runner.execution.executor import Events
 from runner.task import CommandResult, Slot, Status, Task, TaskResult
 
 LOG_TAIL = 5

@@ -29,9 +29,9 @@ def make_parser() -> ArgumentParser:
 @command
 def main(argv: List[str]) -> int:
     from runner.errors import UsageError
-    from runner.executor import ExecOptions, TaskExecutor
-    from runner.process import CUDA_VISIBLE_DEVICES, ProcessGroups
-    from runner.store import Store, load_task_table
+    from runner.execution.executor import ExecOptions, TaskExecutor
+    from runner.execution.process import CUDA_VISIBLE_DEVICES, ProcessGroups
+    from runner.store.sweep import Store, load_task_table
     from runner.task import Slot, Task
     from runner.cli.console import Console
 

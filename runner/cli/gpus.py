@@ -23,8 +23,8 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.store import existing_output
-    from runner.gpu import open_gpus
+    from runner.store.sweep import existing_output
+    from runner.gpu.query import open_gpus
 
     args = make_parser().parse_args(argv)
     output = args.output
@@ -48,8 +48,9 @@ def main(argv: List[str]) -> int:
 
 def _running_commands(output: str) -> Dict[str, List[Dict[str, Any]]]:
     """'pid' -> [the running command], 'bound' -> every running command (from stat.json)."""
-    from runner.status import collect_states
-    from runner.store import HOST, Store
+    from runner.store.status import collect_states
+    from runner.identity import HOST
+    from runner.store.sweep import Store
 
     by_pid: Dict[int, Dict[str, Any]] = {}
     running = []
@@ -67,7 +68,7 @@ def _running_commands(output: str) -> Dict[str, List[Dict[str, Any]]]:
 
 
 def _row(device, reading, ours: Dict[str, Any]) -> Dict[str, Any]:
-    from runner.process import process_group
+    from runner.identity import process_group
 
     by_pid = ours.get("pid", {})
     processes = []
@@ -91,7 +92,7 @@ def _row(device, reading, ours: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _print_table(rows: List[Dict[str, Any]], source: str, output: Optional[str]) -> None:
-    from runner.gpu import GIB
+    from runner.gpu.query import GIB
 
     table = [("GPU", "NAME", "MEMORY USED/TOTAL", "UTIL", "PROCESSES (PID MEMORY)", "OUR TASKS")]
     for row in rows:
@@ -111,6 +112,6 @@ def _print_table(rows: List[Dict[str, Any]], source: str, output: Optional[str])
 
 
 def _size(memory: Optional[int]) -> str:
-    from runner.gpu import format_bytes
+    from runner.gpu.query import format_bytes
 
     return format_bytes(memory)

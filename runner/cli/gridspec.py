@@ -30,7 +30,7 @@ def make_parser() -> ArgumentParser:
 def main(argv: List[str]) -> int:
     args = make_parser().parse_args(argv)
     from runner.errors import UsageError
-    from runner.gridspec import default_runfile_path, load_gridspec, write_runfile
+    from runner.spec.gridspec import default_runfile_path, load_gridspec, write_runfile
 
     spec = load_gridspec(args.gridspec)
     out = args.out or default_runfile_path(args.gridspec)

@@ -60,8 +60,8 @@ def make_parser() -> ArgumentParser:
 def main(argv: List[str]) -> int:
     args = make_parser().parse_args(argv)
     from runner.errors import UsageError
-    from runner.runfile import load_runfile
-    from runner.runfile_store import RunfileStore
+    from runner.spec.runfile import load_runfile
+    from runner.store.runfile import RunfileStore
 
     if os.sep in args.state_db_filename or args.state_db_filename in ("", ".", ".."):
         raise UsageError(f"--state_db_filename {args.state_db_filename!r}: expected a file name "
@@ -84,7 +84,7 @@ def main(argv: List[str]) -> int:
 
 def make_slots(n_jobs, resource) -> List[Slot]:
     """`-r` GPU slots, or `--n_jobs` workers that leave the GPUs alone."""
-    from runner.config import parse_resource_entry
+    from runner.spec.config import parse_resource_entry
     from runner.errors import UsageError
 
     if resource:
@@ -137,7 +137,7 @@ def _print_header(runfile, store, todo, done, slots, overwrite: bool) -> None:
     if isinstance(slots[0], Worker):
         out.append(f"workers: {len(slots)}")
     else:
-        from runner.resources import describe_slots
+        from runner.gpu.resources import describe_slots
 
         out.append(describe_slots(slots))
     print("\n".join(out), flush=True)
@@ -145,7 +145,7 @@ def _print_header(runfile, store, todo, done, slots, overwrite: bool) -> None:
 
 def _run(tasks, skipped: int, store, slots, overwrite: bool, grace: float) -> int:
     from runner.cli.session import run_session
-    from runner.executor import ExecOptions
+    from runner.execution.executor import ExecOptions
 
     options = ExecOptions(force=overwrite, bind_gpus=not isinstance(slots[0], Worker))
     status = run_session(tasks, slots, store, time.strftime("%Y-%m-%d.%H_%M_%S"), options, grace,

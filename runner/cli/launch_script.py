@@ -37,11 +37,11 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.backends.slurm import make_command_line
-    from runner.expand import make_datetime
-    from runner.launch_script import (check_runs, make_launch_argv, make_launch_script,
+    from runner.backends.slurm.script import make_command_line
+    from runner.spec.expand import make_datetime
+    from runner.backends.slurm.launch_script import (check_runs, make_launch_argv, make_launch_script,
                                       make_local_text, submit_launch_script)
-    from runner.profiles import load_profile
+    from runner.spec.profiles import load_profile
 
     args = make_parser().parse_args(argv)
     check_runs(args.runs)
@@ -67,7 +67,7 @@ def main(argv: List[str]) -> int:
 
 
 def _require_sbatch(profile) -> None:
-    from runner.backends.slurm_commands import is_available
+    from runner.backends.slurm.commands import is_available
     from runner.errors import BackendError
 
     if not is_available():
@@ -77,8 +77,8 @@ def _require_sbatch(profile) -> None:
 
 
 def _run_here(profile, command_line: str, runs: int) -> int:
-    from runner.launch_script import run_local
-    from runner.process import ProcessGroups
+    from runner.backends.slurm.launch_script import run_local
+    from runner.execution.process import ProcessGroups
 
     groups = ProcessGroups()
     stopped: List[int] = []

@@ -23,9 +23,9 @@ def run_session(tasks: List[Task], slots: Sequence[Slot], store: Any, datetime: 
     of shared metadata that must flush on Ctrl-C too).
     """
     from runner.cli.console import Console, write_summary
-    from runner.executor import TaskExecutor
-    from runner.process import ProcessGroups
-    from runner.scheduler import Scheduler
+    from runner.execution.executor import TaskExecutor
+    from runner.execution.process import ProcessGroups
+    from runner.execution.scheduler import Scheduler
 
     groups = ProcessGroups(grace=grace)
     console = Console(total=len(tasks))

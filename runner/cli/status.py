@@ -19,8 +19,8 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.status import collect_states, count_states
-    from runner.store import Store, existing_output
+    from runner.store.status import collect_states, count_states
+    from runner.store.sweep import Store, existing_output
 
     args = make_parser().parse_args(argv)
     store = Store(existing_output(args.output))

@@ -69,9 +69,9 @@ def main(argv: List[str]) -> int:
 
 
 def run_yaml(args) -> int:
-    from runner.config import AUTO_RESOURCE, is_auto_resource, load_config, parse_resource_entry
+    from runner.spec.config import AUTO_RESOURCE, is_auto_resource, load_config, parse_resource_entry
     from runner.errors import UsageError
-    from runner.expand import DEFAULT_SEED, Selection, expand, make_datetime
+    from runner.spec.expand import DEFAULT_SEED, Selection, expand, make_datetime
 
     config = load_config(args.yaml)
     if args.resource and is_auto_resource(args.resource):
@@ -88,8 +88,8 @@ def run_yaml(args) -> int:
     selection = Selection(titles=args.title, commands=args.command, sample=args.sample,
                           seed=DEFAULT_SEED if args.seed is None else args.seed)
     plan = expand(config, selection, args.output, datetime, no_param_dir=args.no_param_dir)
-    from runner.resources import plan_resources
-    from runner.store import Store
+    from runner.gpu.resources import plan_resources
+    from runner.store.sweep import Store
 
     store = Store(args.output, no_param_dir=args.no_param_dir)
     if args.backend != "local":  # another engine runs the tasks: submit them there
@@ -220,7 +220,7 @@ def _reason(entry: Optional[Dict], force: bool) -> str:
 
 def _run(plan, tasks, skipped: int, store, resources, datetime: str, args) -> int:
     from runner.cli.session import run_session
-    from runner.executor import ExecOptions
+    from runner.execution.executor import ExecOptions
 
     options = ExecOptions(force=args.force, devices=resources.device_records())
     return run_session(tasks, resources.slots, store, datetime, options, args.grace, skipped,
@@ -230,9 +230,9 @@ def _run(plan, tasks, skipped: int, store, resources, datetime: str, args) -> in
 def _debug(plan, config, store, resources, datetime: str, args) -> int:
     """-d: the first task only, even if done, its output streamed to the console and its log."""
     from runner.cli.console import Console
-    from runner.executor import ExecOptions, TaskExecutor
-    from runner.process import ProcessGroups
-    from runner.scheduler import Scheduler
+    from runner.execution.executor import ExecOptions, TaskExecutor
+    from runner.execution.process import ProcessGroups
+    from runner.execution.scheduler import Scheduler
 
     if not plan.tasks:
         print("debug: no task selected; nothing to run")

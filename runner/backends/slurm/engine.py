@@ -21,16 +21,16 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from runner.backends.base import Backend, CancelReport, SubmitReport, SubmitRequest
-from runner.backends.slurm import (GPU_OPTIONS, RUNNER_OPTIONS, AccountEntry, Needs, QueueEntry,
+from runner.backends.slurm.script import (GPU_OPTIONS, RUNNER_OPTIONS, AccountEntry, Needs, QueueEntry,
                                    check_fits, group_by, make_array_range, make_command_line,
                                    make_gres, make_sbatch_script, make_time_limit, parse_gres_gpus,
                                    quote_slurm_filename, split_array)
-from runner.backends.slurm_commands import SlurmCommands, is_available
+from runner.backends.slurm.commands import SlurmCommands, is_available
 from runner.errors import BackendError, ConfigError, ResourceError, UsageError, choices_text
-from runner.profiles import Profile
-from runner.status import TaskState
-from runner.store import (SLURM_DIR, Store, make_task_table, read_json, summarize_commands,
-                          write_json)
+from runner.spec.profiles import Profile
+from runner.store.status import TaskState
+from runner.store.files import read_json, write_json
+from runner.store.sweep import SLURM_DIR, Store, make_task_table, summarize_commands
 from runner.task import Status, Task
 
 SUBMISSION_FILE = "submission.json"

@@ -32,8 +32,9 @@ import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from runner.errors import StoreError
-from runner.runfile import Job
-from runner.store import FileLock, encode_json, is_done, read_json, write_owned
+from runner.spec.runfile import Job
+from runner.store.files import FileLock, encode_json, read_json, write_owned
+from runner.store.sweep import is_done
 from runner.task import Status, Task
 
 METADATA_FILE = "metadata.json"

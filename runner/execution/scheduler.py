@@ -21,7 +21,7 @@ import time
 from typing import (Any, Callable, Deque, Dict, Generic, Iterable, List, Optional, Sequence,
                     TypeVar)
 
-from runner.process import ProcessGroups
+from runner.execution.process import ProcessGroups
 from runner.task import Slot
 
 J = TypeVar("J")

@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from runner.config import Config, Document
+from runner.spec.config import Config, Document
 from runner.errors import ConfigError, UsageError, choices_text, did_you_mean
-from runner.naming import join_name, make_fragment
-from runner.settings import SETTINGS, parse_setting
+from runner.spec.naming import join_name, make_fragment
+from runner.spec.settings import SETTINGS, parse_setting
 from runner.task import Task
-from runner.template import RenderError, Template
+from runner.spec.template import RenderError, Template
 
 DEFAULT_SEED = 0
 DATETIME_FORMAT = "%Y-%m-%d.%H_%M_%S"

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from runner.backends.slurm import (SACCT_FIELDS, SQUEUE_FORMAT, AccountEntry, Node, QueueEntry,
+from runner.backends.slurm.script import (SACCT_FIELDS, SQUEUE_FORMAT, AccountEntry, Node, QueueEntry,
                                    is_accounting_disabled, parse_max_array_size, parse_nodes,
                                    parse_sacct, parse_sbatch_job_id, parse_squeue)
 from runner.errors import BackendError

@@ -23,9 +23,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from runner.process import (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_ID, Child, ProcessGroups,
-                            gpu_environment, is_alive, signal_group, start_time, stop_group)
-from runner.store import HOST, Store, is_done
+from runner.execution.process import (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_ID, Child, ProcessGroups, gpu_environment, signal_group, stop_group)
+from runner.identity import is_alive, start_time
+from runner.identity import HOST
+from runner.store.sweep import Store, is_done
 from runner.task import CommandResult, Slot, Status, Task, TaskResult
 
 _COMPOUND = re.compile(r"[;&|<>()`\n]|\$\(")

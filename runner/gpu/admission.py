@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from runner.errors import ResourceError
-from runner.gpu import GpuQuery, GpuReading, format_bytes
-from runner.process import process_group
+from runner.gpu.query import GpuQuery, GpuReading, format_bytes
+from runner.identity import process_group
 from runner.task import Task
 
 DEFAULT_GRACE = 3.0  # seconds a GPU's utilisation is not trusted after a start there

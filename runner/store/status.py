@@ -10,9 +10,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List
 
-from runner.process import is_alive
-from runner.store import (HOST, PARAM_FILE, SLURM_DIR, STAT_FILE, Store, read_json,
-                          summarize_commands)
+from runner.identity import is_alive
+from runner.identity import HOST
+from runner.store.files import read_json
+from runner.store.sweep import PARAM_FILE, SLURM_DIR, STAT_FILE, Store, summarize_commands
 from runner.task import Status
 
 
@@ -73,7 +74,7 @@ def collect_states(store: Store) -> List[TaskState]:
                 known.state = _summarize(known.commands)
     result = sorted(states.values(), key=lambda s: s.name)
     if os.path.isdir(os.path.join(store.output, SLURM_DIR)):  # submitted with --backend slurm
-        from runner.backends.slurm_backend import merge_queue_states
+        from runner.backends.slurm.engine import merge_queue_states
 
         result = merge_queue_states(store, result)
     return result

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from runner.errors import ConfigError, choices_text, did_you_mean
-from runner.settings import SETTINGS, parse_setting
+from runner.spec.settings import SETTINGS, parse_setting
 
 DEFAULT_CONFIG = "params.yaml"
 TITLE_KEY = "_title"

@@ -1,6 +1,6 @@
 """SLURM as text: sbatch scripts from profiles, arrays from tasks, and the parsers of what
-`squeue`, `sacct` and `scontrol` print. Pure functions only; `slurm_commands` runs the programs
-and `slurm_backend` puts the two together.
+`squeue`, `sacct` and `scontrol` print. Pure functions only; `commands` runs the programs
+and `engine` puts the two together.
 """
 
 from __future__ import annotations

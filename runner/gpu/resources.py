@@ -15,11 +15,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from runner.admission import Admission, PoolGpu
-from runner.config import AUTO_RESOURCE
+from runner.gpu.admission import Admission, PoolGpu
+from runner.spec.config import AUTO_RESOURCE
 from runner.errors import ResourceError
-from runner.gpu import GpuDevice, GpuQuery, GpuUnavailable, format_bytes, open_gpus
-from runner.process import CUDA_VISIBLE_DEVICES
+from runner.gpu.query import GpuDevice, GpuQuery, GpuUnavailable, format_bytes, open_gpus
+from runner.execution.process import CUDA_VISIBLE_DEVICES
 from runner.task import Slot, Task
 
 GPU_SETTINGS = ("gpus_per_task", "gpu_memory", "max_gpu_util")

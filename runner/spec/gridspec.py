@@ -23,7 +23,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List
 
-from runner.config import _key_nodes, _kind, parse_yaml_documents, read_config_text
+from runner.spec.config import _key_nodes, _kind, parse_yaml_documents, read_config_text
 from runner.errors import ConfigError, choices_text, did_you_mean
 
 RUNFILE_SUFFIX = ".runfile"

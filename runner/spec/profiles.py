@@ -206,7 +206,7 @@ def _profiles_data(text: str, path: str) -> Any:
             json_error = e
     else:
         json_error = None
-    from runner.config import parse_yaml_documents
+    from runner.spec.config import parse_yaml_documents
 
     try:
         docs = [data for data, _ in parse_yaml_documents(text, path)]

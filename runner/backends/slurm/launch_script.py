@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from runner.backends.slurm import make_array_range, make_command_line, make_sbatch_script
+from runner.backends.slurm.script import make_array_range, make_command_line, make_sbatch_script
 from runner.errors import ConfigError, UsageError
-from runner.profiles import Profile
+from runner.spec.profiles import Profile
 
 LAUNCH_DIR = os.path.join(".runner", "launch")  # where submitted scripts are kept (in the cwd)
 RESERVED = ("array", "parsable", "wait")  # set by --runs / by the launcher
@@ -69,7 +69,7 @@ def make_local_text(profile: Profile, command: str) -> str:
 
 def local_environment(profile: Profile, base=os.environ) -> Dict[str, str]:
     """A cpu profile hides the GPUs (`CUDA_VISIBLE_DEVICES=""`); a gpu profile keeps them."""
-    from runner.process import gpu_environment
+    from runner.execution.process import gpu_environment
 
     return gpu_environment(base, () if profile.device == "cpu" else None)
 
@@ -135,7 +135,7 @@ def _safe(name: str) -> str:
 def submit_launch_script(text: str, profile: Profile, stamp: str, commands=None
                          ) -> Tuple[str, str]:
     """Write and submit the script; (job id, script path)."""
-    from runner.backends.slurm_commands import SlurmCommands
+    from runner.backends.slurm.commands import SlurmCommands
 
     commands = commands or SlurmCommands()
     commands.test_submit(text)

@@ -1,0 +1,1 @@
+"""SLURM: job arrays of tasks, the queue and accounting, and launch-script's sbatch jobs."""

@@ -1,0 +1,1 @@
+"""Running commands here: process groups, the single-task executor, and one worker per slot."""

@@ -1,0 +1,1 @@
+"""What users write, read and checked: the YAML config and its expansion into tasks, runfiles, gridspecs and profiles."""
