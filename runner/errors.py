@@ -26,6 +26,35 @@ class StoreError(RunnerError):
     """An output directory or state file that cannot be read or written."""
 
 
+class UnsafePathError(StoreError):
+    """A path where the runner would write is a link, a FIFO, a device or a directory.
+
+    Never written through; the task it belongs to is not run (the others go on).
+    """
+
+    def __init__(self, path: str, what: str):
+        super().__init__(f"{path}: {what}; refusing to write through it")
+        self.path = path
+
+
+class DamagedFileError(StoreError):
+    """A state file that is truncated, not JSON, or JSON of the wrong shape."""
+
+    def __init__(self, path: str, problem: str):
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+        self.problem = problem
+
+
+class WriteError(StoreError):
+    """The operating system refused a write: a full disk, no permission, a read-only file system."""
+
+    def __init__(self, path: str, error: OSError):
+        super().__init__(f"{path}: cannot write it ({error.strerror or error})")
+        self.path = path
+        self.errno = error.errno
+
+
 class BackendError(RunnerError):
     """An execution engine (SLURM, dask, ...) refused or failed a request."""
 

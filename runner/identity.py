@@ -57,3 +57,52 @@ def is_alive(pid: Optional[int], started: Optional[int]) -> bool:
         return False
     except PermissionError:
         return True
+
+
+MARKER = "RUNNER_INVOCATION"  # in the environment of every command the runner starts
+
+
+def invocation_mark(pid: int, started: Optional[int]) -> str:
+    """The value of MARKER for the commands of the invocation `pid` that started at `started`."""
+    return f"{pid}.{started}"
+
+
+def _has_mark(pid: int, mark: str) -> Optional[bool]:
+    """Whether the process's environment carries `MARKER=mark`; None when the OS does not show
+    it (another user's process, no /proc)."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            environ = f.read(1 << 20)
+    except OSError:
+        return None
+    return f"{MARKER}={mark}".encode() in environ.split(b"\0")
+
+
+def describe_invocation(pid: Optional[int] = None) -> dict:
+    """This process (or `pid`) as a record that `is_live_invocation` can check later."""
+    pid = os.getpid() if pid is None else pid
+    return {"pid": pid, "pid_start": start_time(pid), "host": HOST}
+
+
+def is_live_invocation(record: dict) -> bool:
+    """Whether a recorded `run` invocation still runs here: same host, alive, and started at the
+    recorded time (without one, nothing is provable)."""
+    pid, started = record.get("pid"), record.get("pid_start")
+    return (record.get("host") == HOST and type(pid) is int and pid > 0
+            and type(started) is int and is_alive(pid, started))
+
+
+def is_ours(entry: dict) -> bool:
+    """Whether the process an entry of `stat.json` (or `job.json`) records is provably the one
+    the runner started: same host, alive, the recorded start time (without one, nothing is
+    provable), and, where the OS shows its environment, the invocation's marker.
+
+    The one place that decides whether a process may be signalled.
+    """
+    pid, started = entry.get("pid"), entry.get("pid_start")
+    if entry.get("host") != HOST or type(pid) is not int or pid <= 0 or type(started) is not int:
+        return False
+    if not is_alive(pid, started):
+        return False
+    mark = invocation_mark(entry.get("runner_pid"), entry.get("runner_start"))
+    return _has_mark(pid, mark) is not False

@@ -18,6 +18,7 @@ class Status(str, enum.Enum):
     TIMEOUT = "timeout"
     SKIPPED = "skipped"  # done earlier, not run again (only ever reported)
     LOCKED = "locked"  # another invocation holds the task (only ever reported)
+    UNREADABLE = "unreadable"  # its state file is damaged (only ever reported)
 
 
 @dataclass
@@ -78,6 +79,8 @@ class CommandResult:
     log: Optional[str] = None
     attempts: int = 1  # how many times it ran (more than 1 with `retries`)
     err_log: Optional[str] = None  # stderr's log where the store keeps it apart from `log`
+    timeout: Optional[float] = None  # the timeout it ran past (status timeout)
+    killed_after: Optional[float] = None  # seconds from the timeout's TERM to KILL, if needed
 
 
 @dataclass
@@ -88,10 +91,16 @@ class TaskResult:
     slot: Optional[Slot]
     commands: List[CommandResult] = field(default_factory=list)
     status: Status = Status.DONE
+    error: Optional[str] = None  # why it did not run at all (a link where its files go)
 
     @property
     def failed(self) -> Optional[CommandResult]:
+        """The command that failed or timed out (None also when the task was refused)."""
         for result in self.commands:
             if result.status in (Status.FAILED, Status.TIMEOUT):
                 return result
         return None
+
+    @property
+    def is_failure(self) -> bool:
+        return self.error is not None or self.failed is not None

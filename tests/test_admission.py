@@ -443,13 +443,17 @@ class Terminal(io.StringIO):
         return True
 
 
-def test_the_progress_line_shows_why_the_next_task_waits():
+def test_the_progress_line_shows_why_the_next_task_waits(monkeypatch):
     terminal = Terminal()
     console = Console(total=3, stream=terminal)
     console.waiting_for("GPU 1 has 3.2 GiB free, needs 10.0 GiB")
     line = terminal.getvalue().rsplit("\r\x1b[K", 1)[-1]
     assert line.startswith("done 0 | failed 0 | running 0 | left 3 |")
-    assert line.endswith(" | waiting: GPU 1 has 3.2 GiB free, needs 10.0 GiB")
+    assert line.endswith(" | \x1b[33mwaiting: GPU 1 has 3.2 GiB free, needs 10.0 GiB\x1b[0m")
+    monkeypatch.setenv("NO_COLOR", "1")  # colour only where wanted
+    plain = Terminal()
+    Console(total=3, stream=plain).waiting_for("GPU 1 has 3.2 GiB free, needs 10.0 GiB")
+    assert plain.getvalue().endswith(" | waiting: GPU 1 has 3.2 GiB free, needs 10.0 GiB")
     console.waiting_for(None)
     assert "waiting" not in terminal.getvalue().rsplit("\r\x1b[K", 1)[-1]
 

@@ -55,7 +55,7 @@ def test_status_table(make_config, cli, workdir):
     """)
     assert cli().code == 1
     result = cli("status")
-    assert result.code == 0
+    assert result.code == 1  # a task failed
     rows = [line.split() for line in result.out.splitlines()]
     assert rows[0] == ["TASK", "STATE", "COMMANDS", "DURATION", "GPUS", "LAST"]
     assert rows[1][:4] == ["I_0", "done", "train:done", "test:done"]

@@ -76,7 +76,7 @@ def test_seed_readme_example(make_config, cli, workdir, clock):
     text = (task / "param.json").read_text()
     assert text == json.dumps(params, indent=4, sort_keys=True) + "\n"
     assert (workdir / "output" / "params.yaml").read_text() == (workdir / "params.yaml").read_text()
-    assert "1 tasks from params.yaml" in result.out and "summary: 1 done" in result.out
+    assert "1 task from params.yaml" in result.out and "summary: 1 done" in result.out
 
 
 def test_gpu_binding_is_in_the_childs_environment(make_config, cli, workdir):
@@ -399,22 +399,22 @@ def test_duplicates_and_orphans_in_the_header(make_config, cli):
 
 
 def test_exec_task_runs_one_task_of_a_table(make_config, workdir, monkeypatch, cli):
-    from runner.store.sweep import Store
+    from runner.store.sweep import SweepStore
     from runner.task import Task
 
-    store = Store("output")
+    store = SweepStore("output")
     task = Task("A_1", {"a": 1, "_name": "A_1", "_output": "output/A_1", "_datetime": "DT"},
-                {"t": "echo gpu=$CUDA_VISIBLE_DEVICES job=$SLURM_JOB_ID"})
+                {"t": "echo gpu=$CUDA_VISIBLE_DEVICES"})
     path = store.write_run_table("sub", [task], {"datetime": "DT"})
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
-    monkeypatch.setenv("SLURM_JOB_ID", "77")
-    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "0")
-    result = cli("exec-task", path)
+    result = cli("exec-task", path, "0", "--record", "job_id=77", "--slot", "2")
     assert result.code == 0, result
-    assert (workdir / "output/A_1/log.t.DT").read_text() == "gpu=3 job=77\n"
+    assert (workdir / "output/A_1/log.t.DT").read_text() == "gpu=3\n"
     entry = read_json(workdir / "output/A_1/stat.json")["t"]
-    assert entry["gpus"] == "3" and entry["slurm_job_id"] == "77" and entry["status"] == "done"
+    assert entry["gpus"] == "3" and entry["job_id"] == "77" and entry["status"] == "done"
+    assert entry["slot"] == 2
     assert cli("exec-task", path, "5").code == 2
+    assert cli("exec-task", path, "0", "--record", "novalue").code == 2
 
 
 def test_commands_start_with_default_signals_and_only_three_descriptors(make_config, cli,

@@ -218,9 +218,18 @@ def test_n_jobs_workers_leave_the_gpus_alone(runfile, cli, workdir, monkeypatch)
 
 
 def test_negative_n_jobs_counts_from_the_cpu_cores(runfile, cli, workdir):
-    runfile("true\n")
+    runfile("".join(f"true {i}\n" for i in range(os.cpu_count() + 2)))
     result = cli("launch", "runfile", "-j", "-1")
     assert result.code == 0 and f"workers: {os.cpu_count()}" in result.out
+
+
+def test_never_more_workers_than_jobs_to_run(runfile, cli, workdir):
+    runfile("true 1\ntrue 2\ntrue 3\n")
+    result = cli("launch", "runfile", "-j", "100000")
+    assert result.code == 0 and "workers: 3" in result.out
+    runfile("true 1\ntrue 2\ntrue 3\ntrue 4\n")
+    result = cli("launch", "runfile", "-j", "100000")  # three are done: one job, one worker
+    assert result.code == 0 and "workers: 1" in result.out and "jobs: 1 to run" in result.out
 
 
 def test_runs_dir_and_batchrun_options(runfile, cli, workdir):
@@ -329,10 +338,16 @@ def test_a_runs_dir_that_is_a_file_is_refused(runfile, cli, workdir):
     assert result.code == 2 and "runs/runfile: exists and is not a directory" in result.err
 
 
-def test_a_broken_metadata_file_is_refused(runfile, cli, workdir):
-    runfile("echo a >> ran\n")
-    (workdir / "runs/runfile").mkdir(parents=True)
-    (workdir / "runs/runfile/metadata.json").write_text('{"abc": ')
-    result = cli("launch", "runfile")
-    assert result.code == 2 and "metadata.json: not valid JSON" in result.err
-    assert not (workdir / "ran").exists()
+def test_a_damaged_metadata_file_is_rebuilt_from_the_job_files(runfile, cli, workdir):
+    runfile("echo a >> ran\necho b >> ran\n")
+    assert cli("launch", "runfile").code == 0
+    metadata = workdir / "runs/runfile/metadata.json"
+    for damage in ('{"abc": ', '["a list"]', '{"x": 1}'):
+        metadata.write_text(damage)
+        result = cli("launch", "runfile")
+        assert result.code == 0, result
+        assert "warning: runs/runfile/metadata.json:" in result.out and "rebuilt from" in result.out
+        assert "jobs: 0 to run, 2 skipped" in result.out
+        entries = json.loads(metadata.read_text())
+        assert sorted(e["status"] for e in entries.values()) == ["done", "done"]
+    assert (workdir / "ran").read_text() == "a\nb\n"  # nothing ran twice

@@ -90,10 +90,10 @@ def test_resume_reads_only_the_job_files_of_jobs_not_done(tmp_path, monkeypatch)
     store.metadata.flush()
     read = []
     monkeypatch.setattr(RunfileStore, "read_job", lambda self, ident: read.append(ident))
-    todo, skipped = RunfileStore(store.dir).split_done(jobs)
-    assert [j.id for j in todo] == [jobs[0].id] + [j.id for j in jobs[40:]]
-    assert len(skipped) == 39
-    assert sorted(read) == sorted(j.id for j in todo)
+    split = RunfileStore(store.dir).split(jobs)
+    assert [t.name for t in split.tasks] == [jobs[0].id] + [j.id for j in jobs[40:]]
+    assert len(split.done) == 39
+    assert sorted(read) == sorted(t.name for t in split.tasks)
 
 
 def test_overwrite_marks_every_job_pending_before_it_runs(tmp_path):
@@ -102,8 +102,8 @@ def test_overwrite_marks_every_job_pending_before_it_runs(tmp_path):
     store.metadata.update(jobs[0].id, {"status": "done", "updated": 1.0})
     store.metadata.flush()
     fresh = RunfileStore(store.dir)
-    todo, skipped = fresh.split_done(jobs, overwrite=True)
-    assert (len(todo), len(skipped)) == (2, 0)
+    split = fresh.split(jobs, force=True)
+    assert (len(split.todo), len(split.done)) == (2, 0)
     fresh.metadata.flush()
     meta = json.loads(Path(store.metadata.path).read_text())
     assert {k: v["status"] for k, v in meta.items()} == {jobs[0].id: "pending",

@@ -91,12 +91,12 @@ def test_a_stop_that_reaches_the_command_first_is_still_an_interruption(make_con
 
 def test_exec_task_under_scancel_records_an_interruption(workdir):
     """What a SLURM array element sees on `scancel`: SIGTERM to the command, then to itself."""
-    from runner.store.sweep import Store
+    from runner.store.sweep import SweepStore
     from runner.task import Task
 
     task = Task("A_1", {"a": 1, "_name": "A_1", "_output": "output/A_1", "_datetime": "DT"},
                 {"t": "sleep 60"})
-    table = Store(str(workdir / "output")).write_run_table("sub", [task], {"datetime": "DT"})
+    table = SweepStore(str(workdir / "output")).write_run_table("sub", [task], {"datetime": "DT"})
     proc = run_process(["exec-task", table, "0"], workdir)
     stat = workdir / "output/A_1/stat.json"
     pid = wait_for(lambda: (read_json(stat) or {}).get("t", {}).get("pid"),

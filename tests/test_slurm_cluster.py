@@ -99,7 +99,9 @@ def queue_of(jobs) -> str:
 
 def status(cli, output="out") -> dict:
     result = cli("status", "-o", output, "--json")
-    assert result.code == 0, result
+    tasks = json.loads(result.out)["tasks"]
+    failed = any(t["state"] in ("failed", "timeout") for t in tasks)
+    assert result.code == (1 if failed else 0), result  # exit 1 when a task failed
     return {t["name"]: t for t in json.loads(result.out)["tasks"]}
 
 
@@ -142,7 +144,7 @@ def test_eight_tasks_one_gpu_each(make_config, cli, workdir):
                  "--wait")
     assert result.code == 1, result  # one task fails
     assert "submitted job" in result.out and "8 tasks, 1 GPU" in result.out
-    assert "failed: Lr_5" in result.out and "8 tasks: 7 done, 1 failed" in result.out
+    assert "summary: 7 done, 1 failed" in result.out and "  Lr_5 train: (exit status" in result.out
     runs = []
     for n in range(1, 9):
         task = workdir / "out" / f"Lr_{n}"
@@ -178,7 +180,7 @@ def test_a_group_needing_two_gpus(make_config, cli, workdir):
     result = cli("-y", "params.yaml", "-o", "out", "--backend", "slurm", "--profile", "ci-gpu",
                  "--wait")
     assert result.code == 0, result
-    assert "2 tasks, 1 GPU" in result.out and "1 tasks, 2 GPUs" in result.out
+    assert "2 tasks, 1 GPU" in result.out and "1 task, 2 GPUs" in result.out
     assert (workdir / "out" / "Lr_1" / "cvd.txt").read_text().strip() in ("0", "1")
     two = workdir / "out" / "GpPeTask_2-Lr_3"
     assert (two / "cvd.txt").read_text().strip() == "0,1"
@@ -230,7 +232,7 @@ def test_cancel_while_running_then_resume_only_the_unfinished(make_config, cli, 
     again = cli("-y", "params.yaml", "-o", "out", "--backend", "slurm", "--profile", "ci-cpu",
                 "--wait")
     assert again.code == 0, again
-    assert "tasks: 4 with work left, 2 done earlier" in again.out
+    assert "commands: 4 to run, 2 skipped (done earlier" in again.out
     latest = sorted((out / ".slurm").iterdir())[-1]
     assert read_json(latest / "submission.json")["arrays"][0]["tasks"] == [
         "Lr_3", "Lr_4", "Lr_5", "Lr_6"]
@@ -334,8 +336,8 @@ def test_example_sweep_runs_on_the_cluster(workdir, cli):
                  "--profile", "cluster", "--wait")
     assert result.code == 0, result
     assert "3 tasks, 1 GPU, time 00:10:00" in result.out
-    assert "1 tasks, 2 GPUs, time 00:10:00" in result.out
-    assert "4 tasks: 4 done" in result.out
+    assert "1 task, 2 GPUs, time 00:10:00" in result.out
+    assert "summary: 4 done, 0 failed" in result.out
     again = cli("-y", "configs/slurm-sweep.yaml", "-o", "out", "--backend", "slurm",
                 "--profile", "cluster")
     assert again.code == 0 and "nothing to submit: every selected command is done" in again.out

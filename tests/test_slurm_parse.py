@@ -12,7 +12,7 @@ from runner.backends.slurm.script import (AccountEntry, Needs, Node, check_fits,
                                    parse_sacct, parse_sbatch_job_id, parse_squeue)
 from runner.backends.slurm.engine import merge_task_state
 from runner.backends.slurm.commands import one_line
-from runner.store.status import TaskState
+from runner.store.state import TaskState, summarize
 from runner.task import Status
 
 RECORDED = Path(__file__).parent / "slurm"
@@ -113,10 +113,8 @@ def test_sbatch_output():
 
 def state(entries=None, commands=("train",)):
     """A TaskState as collect_states builds it from a task's files."""
-    from runner.store.sweep import summarize_commands
-
     cmds = {c: dict((entries or {}).get(c) or {"status": "pending"}) for c in commands}
-    return TaskState("t", summarize_commands(cmds, list(cmds)), cmds)
+    return TaskState("t", summarize(cmds), cmds)
 
 
 def entry(status, element=None, code=None):

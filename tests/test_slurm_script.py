@@ -16,7 +16,8 @@ from runner.backends.slurm.script import (Needs, group_by, make_array_range, mak
 from runner.backends.slurm.engine import (SubmissionPaths, array_options, check_profile,
                                            make_array_script, task_needs)
 from runner.errors import ConfigError, UsageError
-from runner.backends.slurm.launch_script import make_launch_argv, make_launch_script
+from runner.backends.slurm.launch_script import make_launch_script
+from runner.cli.launch_script import make_launch_argv
 from runner.spec.profiles import parse_profile
 from runner.task import Task
 

@@ -12,8 +12,9 @@ import sys
 import pytest
 
 import runner.store.files as store
+from runner.errors import DamagedFileError
 from runner.store.files import FileLock, encode_state, read_json, write_atomic, write_json
-from runner.store.sweep import is_done
+from runner.store.state import is_done
 
 
 def test_write_atomic_replaces_and_leaves_no_temporary_files(tmp_path):
@@ -48,7 +49,7 @@ def test_empty_file_reads_as_missing_and_garbage_is_an_error(tmp_path):
     (tmp_path / "empty.json").write_text("")
     assert read_json(str(tmp_path / "empty.json")) is None
     (tmp_path / "bad.json").write_text("{oops")
-    with pytest.raises(store.StoreError, match="bad.json: not valid JSON"):
+    with pytest.raises(DamagedFileError, match="bad.json: not valid JSON"):
         read_json(str(tmp_path / "bad.json"))
 
 

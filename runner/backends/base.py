@@ -1,92 +1,97 @@
-"""The interface every remote engine implements, and the registry that names them.
+"""The one interface every engine implements, and the registry that names the engines.
 
-The local engine is the core itself (`runner.scheduler` with one worker per slot); a remote
-engine hands the same tasks to something else and has each of them run by the core's
-single-task executor there (`run exec-task`), so the files on disk do not depend on the engine.
-An engine does three things: submit what is not done, tell where each submitted task is, and
-stop what it submitted.
+An engine runs the tasks of a plan that still have work left. Every engine has each task run by
+the core's single-task executor (`runner.execution.executor`), here or on the machine that got
+it (`run exec-task`), so the files on disk do not depend on the engine. An engine:
+
+* `run(request, events)`: runs the tasks and reports each as it ends (interactive engines:
+  local, dask), or submits them and returns (fire-and-forget: SLURM; with `--wait` it follows
+  them to the end and reports like the others);
+* `stop(kill)`: what Ctrl-C asks while `run` runs (a second Ctrl-C: `kill=True`);
+* `refine(store, states)`: adds what it knows to the states read from the files (`run status`);
+* `cancel(store)`: stops what it runs or ran for a task directory, from anywhere (`run cancel`).
+
+The CLI picks an engine by name through the registry (`runner.backends.registry`) and never
+imports a concrete engine.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
-from runner.errors import UsageError, choices_text
+from runner.errors import UsageError
+from runner.execution.executor import Events, ExecOptions
+from runner.task import Slot, Task, TaskResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from runner.spec.profiles import Profile
-    from runner.store.status import TaskState
-    from runner.store.sweep import Store
-    from runner.task import Task
-
-# engine name -> "module:class". `local` is the core's own scheduler, not a Backend.
-BACKENDS: Dict[str, str] = {
-    "slurm": "runner.backends.slurm.engine:SlurmBackend",
-}
+    from runner.store.base import TaskStore
+    from runner.store.state import TaskState
 
 
 @dataclass
-class SubmitRequest:
-    """What to submit: tasks that still have work, and how they should run."""
+class RunRequest:
+    """What to run: a store's tasks that still have work, and how."""
 
-    tasks: List["Task"]
-    store: "Store"
+    store: "TaskStore"
+    tasks: List[Task]
     datetime: str
-    profile: "Profile"
-    config_path: str = ""
-    force: bool = False
-    max_parallel: Optional[int] = None
+    skipped: int = 0  # tasks done earlier, for the summary
     grace: float = 10.0
-    info: Dict[str, Any] = field(default_factory=dict)  # recorded with the submission
-    prepare: Optional[Callable[[], None]] = None  # called once all checks passed, before writing
+    force: bool = False
+    profile: Optional["Profile"] = None
+    slots: Sequence[Slot] = ()  # the local engine's workers (or none, with an admission)
+    admission: Any = None  # the local engine's GPU pool
+    exec_options: ExecOptions = field(default_factory=ExecOptions)
+    settings: Dict[str, Any] = field(default_factory=dict)  # engine options: wait, max_parallel
+    info: Dict[str, Any] = field(default_factory=dict)  # recorded in task tables
+    prepare: Optional[Callable[[], None]] = None  # called once every check passed, before writing
+    dry_run: bool = False
 
 
 @dataclass
-class SubmitReport:
-    """What a submission did: which jobs hold which tasks, and what it left out and why."""
+class RunReport:
+    """What a run did: how each task ended (when the engine followed them to the end), or what it
+    submitted (lines to show), and why it stopped early."""
 
-    submission: Optional[str]  # id, None when nothing was submitted
-    directory: Optional[str]
-    jobs: List[Dict[str, Any]] = field(default_factory=list)  # per array: job id, tasks, needs
-    queued: Dict[str, str] = field(default_factory=dict)  # task -> job still queued, left out
-    notes: List[str] = field(default_factory=list)
-    scripts: List[str] = field(default_factory=list)  # script texts (for --dry-run)
+    results: List[TaskResult] = field(default_factory=list)
+    finished: bool = True  # False: submitted, the tasks go on without us
+    not_started: int = 0
+    lines: List[str] = field(default_factory=list)
+    error: Optional[Exception] = None  # what stopped the run (a full disk), after its summary
 
 
 @dataclass
 class CancelReport:
-    """The jobs a cancel stopped and the tasks they held."""
+    """What a cancel stopped: a line per thing stopped, the tasks they held, what is left."""
 
-    jobs: List[str] = field(default_factory=list)
+    lines: List[str] = field(default_factory=list)
     tasks: List[str] = field(default_factory=list)
-    left: List[str] = field(default_factory=list)  # jobs still in the queue after waiting
+    left: List[str] = field(default_factory=list)
 
 
-class Backend:
-    """A remote engine. Subclasses set `name` and implement the three methods."""
+class Engine:
+    """An engine (see the module's docstring). Subclasses set `name`."""
 
     name = ""
 
-    def submit(self, request: SubmitRequest, dry_run: bool = False) -> SubmitReport:
-        """Submit the tasks that are not done and not already queued; nothing on error."""
+    def run(self, request: RunRequest, events: Events) -> RunReport:
         raise NotImplementedError
 
-    def merge_states(self, store: "Store", states: List["TaskState"]) -> List["TaskState"]:
-        """Refine the states read from the files with what the engine knows."""
-        raise NotImplementedError
+    def stop(self, kill: bool = False) -> None:
+        """Stop what `run` started: cancel what has not started, interrupt what runs."""
 
-    def cancel(self, store: "Store", submission: Optional[str] = None,
+    def refine(self, store: "TaskStore", states: List["TaskState"]) -> List["TaskState"]:
+        return states
+
+    def cancel(self, store: "TaskStore", submission: Optional[str] = None,
                wait: float = 0.0) -> CancelReport:
-        """Stop the jobs of the output directory's submissions (or of one)."""
+        """Stop what this engine runs for the task directory (only `submission`, if named)."""
         raise NotImplementedError
 
-
-def load_backend(name: str) -> Backend:
-    """An instance of the engine called `name`."""
-    if name not in BACKENDS:
-        raise UsageError(f"--backend {name}: unknown engine; choose 'local' or "
-                         f"{choices_text(BACKENDS)}")
-    module, _, cls = BACKENDS[name].partition(":")
-    return getattr(importlib.import_module(module), cls)()
+    def launch_script(self, profile: "Profile", command_line: str, runs: int, dry_run: bool,
+                      events: Events) -> RunReport:
+        """`run launch-script`: run one shell line `runs` times with a profile (an array of
+        `runs` on a cluster); with `dry_run`, only the lines saying what would run."""
+        raise UsageError(f"launch-script cannot run on the {self.name} engine")

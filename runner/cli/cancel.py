@@ -1,52 +1,52 @@
-"""`run cancel -o output`: stop the SLURM jobs of an output directory's submissions.
+"""`run cancel -o DIR`: stop what every engine runs for a task directory: a local `run` in
+another terminal (asked to stop as Ctrl-C would), SLURM jobs (scancel).
 
-Cancelled tasks that had started record `interrupted` in their `stat.json`; running the same
-`run -y ... --backend slurm` again submits only what is not done.
+Cancelled tasks that had started record `interrupted`; running the same command again runs only
+what is not done.
 """
 
 from __future__ import annotations
 
-import os
 from typing import List
 
 from runner.cli.common import EXIT_OK, ArgumentParser, command
 
-DEFAULT_WAIT = 120.0  # seconds to wait for cancelled jobs to leave the queue
+DEFAULT_WAIT = 120.0  # seconds to wait for what was cancelled to end
 
 
 def make_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="run cancel", description=__doc__.splitlines()[0])
     parser.add_argument("-o", "--output", default="output", metavar="DIR",
-                        help="output directory (default: output)")
+                        help="output directory, or a launch's runs/<name> (default: output)")
     parser.add_argument("--submission", metavar="ID",
-                        help="cancel only this submission (a directory name under DIR/.slurm)")
+                        help="cancel only this SLURM submission (a directory name under "
+                             "DIR/.slurm)")
     parser.add_argument("--no-wait", action="store_true",
-                        help="return at once instead of waiting for the jobs to leave the queue")
+                        help="return at once instead of waiting for what was cancelled to end")
     return parser
 
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.backends.slurm.engine import SlurmBackend, read_submissions
-    from runner.errors import StoreError
-    from runner.store.sweep import SLURM_DIR, Store, existing_output
+    from runner.backends.registry import engines_in
+    from runner.store.base import open_directory
 
     args = make_parser().parse_args(argv)
-    store = Store(existing_output(args.output))
-    if not read_submissions(store):
-        raise StoreError(f"-o {args.output}: no SLURM submission in "
-                         f"{os.path.join(args.output, SLURM_DIR)}; only runs submitted with "
-                         f"--backend slurm can be cancelled (stop a local run with Ctrl-C)")
-    report = SlurmBackend().cancel(store, args.submission,
-                                   wait=0.0 if args.no_wait else DEFAULT_WAIT)
-    if not report.jobs:
-        print("nothing to cancel: no job of this output directory is pending or running")
+    store = open_directory(args.output)
+    lines: List[str] = []
+    left: List[str] = []
+    for engine in engines_in(store):
+        report = engine.cancel(store, args.submission, wait=0.0 if args.no_wait else
+                               DEFAULT_WAIT)
+        lines.extend(report.lines)
+        left.extend(report.left)
+    if not lines:
+        print(f"nothing to cancel: nothing runs for {args.output} (no live local run, no job in "
+              f"a queue)")
         return EXIT_OK
-    print(f"cancelled {len(report.jobs)} SLURM job{'s' if len(report.jobs) != 1 else ''} "
-          f"({', '.join(report.jobs)}) holding {len(report.tasks)} "
-          f"task{'s' if len(report.tasks) != 1 else ''}")
-    if report.left:
-        print(f"still leaving the queue: {', '.join(report.left)}")
-    print(f"run status -o {args.output} shows what is left; the same run -y ... --backend slurm "
-          f"submits only the unfinished tasks again")
+    print("\n".join(lines))
+    if left:
+        print(f"still ending: {', '.join(left)}")
+    print(f"run status -o {args.output} shows what is left; running the same command again runs "
+          f"only the unfinished tasks")
     return EXIT_OK

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import math
 import os
 import signal
 import sys
@@ -24,6 +25,30 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         sys.exit(EXIT_USAGE)
+
+
+def grace_seconds(text: str) -> float:
+    """argparse type of `--grace`: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a finite number of seconds, 0 or "
+                                         f"more")
+    return value
+
+
+def add_verbosity_arguments(parser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="print only the header, failures and the summary")
+    group.add_argument("-v", "--verbose", action="store_true",
+                       help="also print when each command starts, and every log path")
+
+
+def verbosity(args) -> int:
+    return 0 if args.quiet else 2 if args.verbose else 1
 
 
 def print_error(message: str, prog: str = "run") -> None:
@@ -68,6 +93,11 @@ def stop_on_signals(stop: Callable[[int], None]) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def plural(count: int, word: str) -> str:
+    """'1 task', '2 tasks'."""
+    return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def format_duration(seconds: float) -> str:

@@ -23,13 +23,13 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.store.sweep import existing_output
     from runner.gpu.query import open_gpus
+    from runner.store.base import open_directory
 
     args = make_parser().parse_args(argv)
     output = args.output
     if output is not None:
-        existing_output(output)
+        open_directory(output)
     if output is None and os.path.isdir("output"):
         output = "output"
     ours = _running_commands(output) if output else {}
@@ -48,13 +48,12 @@ def main(argv: List[str]) -> int:
 
 def _running_commands(output: str) -> Dict[str, List[Dict[str, Any]]]:
     """'pid' -> [the running command], 'bound' -> every running command (from stat.json)."""
-    from runner.store.status import collect_states
     from runner.identity import HOST
-    from runner.store.sweep import Store
+    from runner.store.base import open_directory
 
     by_pid: Dict[int, Dict[str, Any]] = {}
     running = []
-    for state in collect_states(Store(output)):
+    for state in open_directory(output).states():
         for name, entry in state.commands.items():
             if entry.get("status") != "running" or entry.get("host") != HOST:
                 continue

@@ -8,7 +8,8 @@ from argparse import RawDescriptionHelpFormatter
 from dataclasses import dataclass
 from typing import List
 
-from runner.cli.common import EXIT_OK, ArgumentParser, command
+from runner.cli.common import (EXIT_OK, ArgumentParser, add_verbosity_arguments, command,
+                               grace_seconds, plural, verbosity)
 from runner.task import Slot
 
 DESCRIPTION = """\
@@ -51,14 +52,19 @@ def make_parser() -> ArgumentParser:
                              "(batchrun's option)")
     parser.add_argument("--state_db_filename", default="metadata.json", metavar="NAME",
                         help="name of the metadata file (default: metadata.json)")
-    parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--grace", type=grace_seconds, default=10.0, metavar="SECONDS",
                         help="on Ctrl-C, seconds between SIGTERM and SIGKILL (default: 10)")
+    add_verbosity_arguments(parser)
+    from runner.cli.engine import add_engine_arguments
+
+    add_engine_arguments(parser)
     return parser
 
 
 @command
 def main(argv: List[str]) -> int:
     args = make_parser().parse_args(argv)
+    from runner.cli.engine import choose_engine
     from runner.errors import UsageError
     from runner.spec.runfile import load_runfile
     from runner.store.runfile import RunfileStore
@@ -66,20 +72,19 @@ def main(argv: List[str]) -> int:
     if os.sep in args.state_db_filename or args.state_db_filename in ("", ".", ".."):
         raise UsageError(f"--state_db_filename {args.state_db_filename!r}: expected a file name "
                          f"(no directory); use --accounting_dir to choose the directory")
-    slots = make_slots(args.n_jobs, args.resource)
+    engine, profile = choose_engine(args)
+    slots = make_slots(args.n_jobs, args.resource) if engine == "local" else []
     runfile = load_runfile(args.runfile)
     directory = args.accounting_dir or os.path.join(args.runs_dir, runfile.stem)
     _check_directory(directory)
     store = RunfileStore(directory, args.state_db_filename)
     overwrite = args.mode == "overwrite"
-    todo, done = store.split_done(runfile.jobs, overwrite=overwrite)
-    _make_directory(store.dir)
-    _print_header(runfile, store, todo, done, slots, overwrite)
-    if not todo:
-        store.metadata.flush()
-        print("nothing to run: every job is done (--mode overwrite runs them again)")
-        return EXIT_OK
-    return _run([job.to_task() for job in todo], len(done), store, slots, overwrite, args.grace)
+    with store.session():  # whatever planning queued for metadata.json is written, however
+        split = store.split(runfile.jobs, force=overwrite)
+        _make_directory(store.dir)
+        if engine == "local" and len(slots) > len(split.todo):
+            slots = slots[:max(len(split.todo), 1)]  # never more workers than jobs to run
+    return _run(args, runfile, store, split, slots, engine, profile, overwrite)
 
 
 def make_slots(n_jobs, resource) -> List[Slot]:
@@ -125,30 +130,48 @@ def _make_directory(directory: str) -> None:
                          f"writable directory with --runs-dir") from None
 
 
-def _print_header(runfile, store, todo, done, slots, overwrite: bool) -> None:
-    jobs = len(runfile.jobs)
-    out = [f"launch: {jobs} job{'s' * (jobs != 1)} from {runfile.path} -> {store.dir}"]
+def _header(runfile, store, split, slots, overwrite: bool, engine: str, profile) -> List[str]:
+    from runner.cli.engine import profile_name
+
+    where = "" if engine == "local" else f" ({engine}{profile_name(profile)})"
+    out = [f"launch: {plural(len(runfile.jobs), 'job')} from {runfile.path} -> {store.dir}{where}"]
     for line, first in runfile.duplicates[:SHOWN_DUPLICATES]:
         out.append(f"note: line {line} repeats line {first}: one job, run once")
     if len(runfile.duplicates) > SHOWN_DUPLICATES:
         out.append(f"note: {len(runfile.duplicates) - SHOWN_DUPLICATES} more duplicate lines")
-    out.append(f"jobs: {len(todo)} to run, {len(done)} skipped (done earlier"
+    for ident, note in list(split.notes.items())[:SHOWN_DUPLICATES]:
+        out.append(f"warning: {note}" + (f"; job {ident} runs again" if ident else ""))
+    out.append(f"jobs: {len(split.todo)} to run, {len(split.done)} skipped (done earlier"
                + ("" if overwrite else "; --mode overwrite runs them again") + ")")
+    if engine != "local":
+        return out
     if isinstance(slots[0], Worker):
         out.append(f"workers: {len(slots)}")
     else:
         from runner.gpu.resources import describe_slots
 
         out.append(describe_slots(slots))
-    print("\n".join(out), flush=True)
+    return out
 
 
-def _run(tasks, skipped: int, store, slots, overwrite: bool, grace: float) -> int:
-    from runner.cli.session import run_session
+def _run(args, runfile, store, split, slots, engine: str, profile, overwrite: bool) -> int:
+    from runner.backends.base import RunRequest
+    from runner.backends.registry import load_engine
+    from runner.cli.console import Console
+    from runner.cli.engine import engine_settings, run_request
     from runner.execution.executor import ExecOptions
 
-    options = ExecOptions(force=overwrite, bind_gpus=not isinstance(slots[0], Worker))
-    status = run_session(tasks, slots, store, time.strftime("%Y-%m-%d.%H_%M_%S"), options, grace,
-                         skipped, noun="jobs", around=store.metadata.writing)
-    print(f"metadata: {store.metadata.path}")
+    console = Console(total=len(split.todo), verbosity=verbosity(args), commands=len(split.todo),
+                      noun="job")
+    console.lines(_header(runfile, store, split, slots, overwrite, engine, profile))
+    if not split.todo:
+        console.line("nothing to run: every job is done (--mode overwrite runs them again)")
+        return EXIT_OK
+    bind = bool(slots) and not isinstance(slots[0], Worker)
+    request = RunRequest(store=store, tasks=split.tasks, datetime=time.strftime(
+        "%Y-%m-%d.%H_%M_%S"), skipped=len(split.done), grace=args.grace, force=overwrite,
+        profile=profile, slots=slots, exec_options=ExecOptions(force=overwrite, bind_gpus=bind),
+        settings=engine_settings(args), info={"runfile": runfile.path})
+    status = run_request(load_engine(engine), request, console, noun="jobs")
+    console.line(f"metadata: {store.metadata.path}")
     return status

@@ -8,11 +8,13 @@ as it is. `.py` scripts run with Python, `.sh` scripts with bash.
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
 import sys
-from typing import List
+from typing import List, Sequence
 
 from runner.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentParser, command,
-                               format_duration, stop_on_signals)
+                               stop_on_signals)
 
 EXAMPLE = """\
 examples:
@@ -37,72 +39,56 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.backends.slurm.script import make_command_line
-    from runner.spec.expand import make_datetime
-    from runner.backends.slurm.launch_script import (check_runs, make_launch_argv, make_launch_script,
-                                      make_local_text, submit_launch_script)
+    from runner.backends.registry import load_engine
+    from runner.cli.console import Console
+    from runner.cli.engine import check_engine
+    from runner.errors import UsageError
     from runner.spec.profiles import load_profile
 
     args = make_parser().parse_args(argv)
-    check_runs(args.runs)
+    if args.runs < 1:
+        raise UsageError(f"--runs {args.runs}: expected a positive number of runs")
     profile = load_profile(args.profile, args.profiles)
-    command_line = make_command_line(make_launch_argv(profile, args.script, args.flags))
-    if profile.is_local:
-        if args.dry_run:
-            times = f"{args.runs} times, in sequence" if args.runs > 1 else "once"
-            sys.stdout.write(f"# would run here ({times}), profile {profile.name} "
-                             f"(device {profile.device}):\n"
-                             + make_local_text(profile, command_line))
-            return EXIT_OK
-        return _run_here(profile, command_line, args.runs)
-    script = make_launch_script(profile, command_line, args.runs)
-    if args.dry_run:
-        sys.stdout.write(script)
-        return EXIT_OK
-    _require_sbatch(profile)
-    job, path = submit_launch_script(script, profile, make_datetime())
-    runs = f" ({args.runs} runs: array {job}_[0-{args.runs - 1}])" if args.runs > 1 else ""
-    print(f"submitted job {job} to {profile.host}{runs}; script {path}")
-    return EXIT_OK
-
-
-def _require_sbatch(profile) -> None:
-    from runner.backends.slurm.commands import is_available
-    from runner.errors import BackendError
-
-    if not is_available():
-        raise BackendError(f"profile '{profile.name}' runs on cluster '{profile.host}', but sbatch "
-                           f"is not on PATH here; run this on the cluster's login node, or add "
-                           f"--dry-run to see the script")
-
-
-def _run_here(profile, command_line: str, runs: int) -> int:
-    from runner.backends.slurm.launch_script import run_local
-    from runner.execution.process import ProcessGroups
-
-    groups = ProcessGroups()
+    check_engine(profile)
+    command_line = shlex.join(make_launch_argv(profile, args.script, args.flags))
+    engine = load_engine(profile.engine)
+    console = Console(total=args.runs)
     stopped: List[int] = []
 
     def stop(signum: int) -> None:
         stopped.append(signum)
-        groups.stop()
-
-    def started(index: int) -> None:
-        print(f"run {index + 1}/{runs} ({profile.name}): {command_line}", flush=True)
-
-    def ended(result) -> None:
-        how = (f"exit status {result.exit_status}" if result.exit_status is not None
-               else "killed by a signal")
-        print(f"run {result.index + 1}/{runs}: {how} after {format_duration(result.duration)}",
-              flush=True)
+        engine.stop(kill=len(stopped) > 1)
 
     with stop_on_signals(stop):
-        results = run_local(profile, command_line, runs, groups, started, ended)
-    groups.close()
-    failed = [r for r in results if r.exit_status != 0]
+        report = engine.launch_script(profile, command_line, args.runs, args.dry_run, console)
+    console.lines(report.lines)
+    if not report.finished:
+        return EXIT_OK
+    failed = [r for r in report.results if r.is_failure]
     if stopped:
-        print(f"interrupted after {len(results)} of {runs} runs", flush=True)
+        console.line(f"interrupted after {len(report.results)} of {args.runs} runs")
         return EXIT_INTERRUPTED
-    if runs > 1:
-        print(f"{runs} runs: {runs - len(failed)} succeeded, {len(failed)} failed", flush=True)
+    if args.runs > 1:
+        console.line(f"{args.runs} runs: {args.runs - len(failed)} succeeded, {len(failed)} "
+                     f"failed")
     return EXIT_FAILED if failed else EXIT_OK
+
+
+def interpreter(profile) -> str:
+    """Who runs a `.py` script: the profile's `python`; else `python3` as the profile's `env`
+    lines set it up (`conda activate deep`); else, with no `env` lines, the interpreter running
+    `run` (on a cluster: found through the shared filesystem)."""
+    if profile.python:
+        return profile.python
+    return "python3" if profile.env else sys.executable
+
+
+def make_launch_argv(profile, script: str, flags: Sequence[str]) -> List[str]:
+    """The command as argv: `.py` scripts through Python, `.sh` through bash, else as given."""
+    if script.endswith(".py"):
+        return [interpreter(profile), script, *flags]
+    if script.endswith(".sh"):
+        return ["bash", script, *flags]
+    if "/" not in script and os.path.isfile(script):
+        return ["./" + script, *flags]
+    return [script, *flags]

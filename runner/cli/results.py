@@ -4,11 +4,14 @@ every task's params, state, timings and metrics as one table."""
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
+import os
 import sys
 from typing import Any, List
 
-from runner.cli.common import EXIT_OK, ArgumentParser, command
+from runner.cli.common import EXIT_OK, ArgumentParser, command, plural
 
 
 def make_parser() -> ArgumentParser:
@@ -33,7 +36,13 @@ def main(argv: List[str]) -> int:
     from runner.results import collect_rows, table_columns
 
     args = make_parser().parse_args(argv)
-    rows = collect_rows(args.output)
+    for path in (args.csv, args.json):
+        if path and path != "-":
+            _check_destination(path)
+    warnings: List[str] = []
+    rows = collect_rows(args.output, warnings)
+    for warning in warnings:
+        sys.stderr.write(f"run: warning: {warning}\n")
     columns = table_columns(rows)
     records = [r.as_dict() for r in rows]
     if args.columns:
@@ -53,20 +62,44 @@ def main(argv: List[str]) -> int:
                              f"{', '.join(columns)}")
         records.sort(key=lambda r: _sort_key(r.get(args.sort)))
     if args.json:
-        _write(args.json, json.dumps([{c: r.get(c) for c in shown} for r in records], indent=2,
-                                     default=str) + "\n")
+        _write(args.json, json.dumps([{c: _finite(r.get(c)) for c in shown} for r in records],
+                                     indent=2, default=str, allow_nan=False) + "\n")
     elif args.csv:
-        with _open(args.csv) as f:
-            writer = csv.DictWriter(f, fieldnames=shown, extrasaction="ignore")
-            writer.writeheader()
-            writer.writerows(records)
+        text = io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=shown, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(records)
+        _write(args.csv, text.getvalue())
     else:
         table = [shown] + [[_cell(r.get(c)) for c in shown] for r in records]
         widths = [max(len(row[i]) for row in table) for i in range(len(shown))]
         for row in table:
             sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
-        sys.stdout.write(f"{len(records)} tasks\n")
+        sys.stdout.write(f"{plural(len(records), 'task')}\n")
     return EXIT_OK
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities become None (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def _check_destination(path: str) -> None:
+    from runner.errors import UsageError
+
+    if os.path.isdir(path):
+        raise UsageError(f"{path}: is a directory; name the file to write")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise UsageError(f"{path}: no folder {folder}; create it first or write elsewhere")
+    if not os.access(folder, os.W_OK):
+        raise UsageError(f"{path}: cannot write into {folder}; choose a writable folder")
 
 
 def _sort_key(value: Any):
@@ -85,21 +118,11 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-class _open:
-    """A file for writing, or stdout for '-'."""
-
-    def __init__(self, path: str):
-        self.path = path
-
-    def __enter__(self):
-        self.file = sys.stdout if self.path == "-" else open(self.path, "w", newline="")
-        return self.file
-
-    def __exit__(self, *exc):
-        if self.file is not sys.stdout:
-            self.file.close()
-
-
 def _write(path: str, text: str) -> None:
-    with _open(path) as f:
-        f.write(text)
+    """Write to stdout ('-') or, atomically, to the file `path`."""
+    if path == "-":
+        sys.stdout.write(text)
+        return
+    from runner.store.files import write_atomic
+
+    write_atomic(path, text.encode())

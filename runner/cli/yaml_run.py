@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 import sys
 from argparse import RawDescriptionHelpFormatter
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
-from runner.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentParser, command,
-                               stop_on_signals)
+from runner.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentParser,
+                               add_verbosity_arguments, command, grace_seconds, plural, verbosity)
 
 DESCRIPTION = """\
 Run every combination of the params in a multi-document YAML file as tasks on GPU slots.
@@ -51,125 +51,153 @@ def make_parser() -> ArgumentParser:
                         help="run N random combinations per document instead of all")
     parser.add_argument("--seed", type=int, default=None, metavar="S",
                         help="random seed of --sample (default: 0, recorded in the header)")
-    parser.add_argument("--grace", type=float, default=10.0, metavar="SECONDS",
+    parser.add_argument("--grace", type=grace_seconds, default=10.0, metavar="SECONDS",
                         help="on Ctrl-C, seconds between SIGTERM and SIGKILL (default: 10)")
-    from runner.cli.backend_run import add_backend_arguments
+    add_verbosity_arguments(parser)
+    from runner.cli.engine import add_engine_arguments
 
-    add_backend_arguments(parser)
+    add_engine_arguments(parser)
     return parser
 
 
 @command
 def main(argv: List[str]) -> int:
-    args = make_parser().parse_args(argv)
-    from runner.cli.backend_run import check_backend_arguments
-
-    check_backend_arguments(args)
-    return run_yaml(args)
+    return run_yaml(make_parser().parse_args(argv))
 
 
 def run_yaml(args) -> int:
-    from runner.spec.config import AUTO_RESOURCE, is_auto_resource, load_config, parse_resource_entry
-    from runner.errors import UsageError
+    from runner.cli.engine import choose_engine
+    from runner.spec.config import load_config
     from runner.spec.expand import DEFAULT_SEED, Selection, expand, make_datetime
+    from runner.store.sweep import SweepStore
 
     config = load_config(args.yaml)
-    if args.resource and is_auto_resource(args.resource):
-        resource = AUTO_RESOURCE
-    elif args.resource:
-        try:
-            resource = [parse_resource_entry(r) for r in args.resource]
-        except ValueError as e:
-            raise UsageError(f"-r: {e}; a slot is a GPU index (0), a group (0,1) or '' "
-                             f"for no GPU") from None
-    else:
-        resource = config.resource
+    engine, profile = choose_engine(args, config.extra.get("profiles"),
+                                    f"{config.path}, document 0, key 'profiles'")
+    resource = _resource(args, config) if engine == "local" else None
     datetime = make_datetime()
     selection = Selection(titles=args.title, commands=args.command, sample=args.sample,
                           seed=DEFAULT_SEED if args.seed is None else args.seed)
     plan = expand(config, selection, args.output, datetime, no_param_dir=args.no_param_dir)
+    store = SweepStore(args.output, no_param_dir=args.no_param_dir)
+    if engine != "local":
+        return _run_elsewhere(args, config, plan, store, engine, profile, datetime)
     from runner.gpu.resources import plan_resources
-    from runner.store.sweep import Store
 
-    store = Store(args.output, no_param_dir=args.no_param_dir)
-    if args.backend != "local":  # another engine runs the tasks: submit them there
-        from runner.cli.backend_run import run_backend
-
-        todo, skipped = _split_done(plan.tasks, store, args.force)
-        return run_backend(args, config, plan, todo, skipped, store, datetime,
-                           lambda: _prepare_output(args, config, store))
     resources = plan_resources(resource, plan.tasks[:1] if args.debug else plan.tasks)
     try:
         if args.debug:
             return _debug(plan, config, store, resources, datetime, args)
-        todo, skipped = _split_done(plan.tasks, store, args.force)
+        split = store.split(plan.tasks, args.force)
         if args.dry_run:
-            _print_dry_run(plan, todo, skipped, store, args.force)
+            _print_dry_run(plan, split, store, args.force)
             return EXIT_OK
         _prepare_output(args, config, store)
-        _print_header(plan, todo, skipped, resources, args)
-        if not todo:
-            print("nothing to run: every selected command is done (-f re-runs them)")
+        console = _console(args, split)
+        console.lines(_header(plan, split, args) + [f"note: {n}" for n in resources.notices]
+                      + [resources.describe()])
+        if not split.todo:
+            console.line("nothing to run: every selected command is done (-f re-runs them)")
             return EXIT_OK
-        store.write_run_table(f"{datetime}.{os.getpid()}", [t for t, _ in todo],
-                              {"datetime": datetime, "config": args.yaml, "seed": plan.seed,
-                               "commands": plan.commands})
-        return _run(plan, [t for t, _ in todo], len(skipped), store, resources, datetime, args)
+        return _run_here(plan, split, store, resources, datetime, args, console)
     finally:
         resources.close()
 
 
-def _split_done(tasks, store, force: bool) -> Tuple[list, list]:
-    """(task, commands to run) for tasks with work left, and the tasks that are all done."""
-    todo, skipped = [], []
-    if force or not os.path.isdir(store.output):
-        return [(t, list(t.commands)) for t in tasks], []
-    for task in tasks:
-        pending = store.pending_commands(task)
-        if pending:
-            todo.append((task, pending))
-        else:
-            skipped.append(task)
-    return todo, skipped
+def _resource(args, config):
+    from runner.errors import UsageError
+    from runner.spec.config import AUTO_RESOURCE, is_auto_resource, parse_resource_entry
+
+    if args.resource and is_auto_resource(args.resource):
+        return AUTO_RESOURCE
+    if args.resource:
+        try:
+            return [parse_resource_entry(r) for r in args.resource]
+        except ValueError as e:
+            raise UsageError(f"-r: {e}; a slot is a GPU index (0), a group (0,1) or '' "
+                             f"for no GPU") from None
+    return config.resource
+
+
+def _console(args, split):
+    from runner.cli.console import Console
+
+    return Console(total=len(split.todo), verbosity=verbosity(args),
+                   commands=sum(len(c) for _, c in split.todo))
+
+
+def _info(args, plan) -> Dict:
+    return {"config": args.yaml, "seed": plan.seed, "commands": plan.commands}
+
+
+def _run_here(plan, split, store, resources, datetime: str, args, console) -> int:
+    from runner.backends.base import RunRequest
+    from runner.backends.registry import load_engine
+    from runner.cli.engine import run_request
+    from runner.execution.executor import ExecOptions
+
+    request = RunRequest(store=store, tasks=split.tasks, datetime=datetime,
+                         skipped=len(split.done), grace=args.grace, force=args.force,
+                         slots=resources.slots, admission=resources.admission,
+                         exec_options=ExecOptions(force=args.force,
+                                                  devices=resources.device_records()),
+                         info=_info(args, plan))
+    return run_request(load_engine("local"), request, console)
+
+
+def _run_elsewhere(args, config, plan, store, engine: str, profile, datetime: str) -> int:
+    """Hand the tasks with work left to another engine (SLURM): submit, and report."""
+    from runner.backends.base import RunRequest
+    from runner.backends.registry import load_engine
+    from runner.cli.engine import engine_settings, profile_name, run_request
+
+    split = store.split(plan.tasks, args.force)
+    console = _console(args, split)
+    header = _header(plan, split, args)
+    header[0] += f" ({engine}{profile_name(profile)})"
+    console.lines(header)
+    request = RunRequest(store=store, tasks=split.tasks, datetime=datetime,
+                         skipped=len(split.done), grace=args.grace, force=args.force,
+                         profile=profile, settings=engine_settings(args), info=_info(args, plan),
+                         prepare=lambda: _prepare_output(args, config, store),
+                         dry_run=args.dry_run)
+    return run_request(load_engine(engine), request, console)
 
 
 def _prepare_output(args, config, store) -> None:
     """Create the output directory and copy the config there; clear errors if that fails."""
-    from runner.errors import StoreError
+    from runner.errors import StoreError, UnsafePathError
+    from runner.store.files import write_atomic
 
     output = store.output
     if os.path.exists(output) and not os.path.isdir(output):
         raise StoreError(f"-o {output}: exists and is not a directory; choose another output "
                          f"directory")
     created = not os.path.exists(output)
+    name = os.path.basename(args.yaml) + ("." + ".".join(args.title) if args.title else "")
     try:
         os.makedirs(output, exist_ok=True)
         if not os.access(output, os.W_OK | os.X_OK):
             raise PermissionError(13, "permission denied")
-        name = os.path.basename(args.yaml) + ("." + ".".join(args.title) if args.title else "")
-        _write_text(os.path.join(output, name), config.text)
-    except OSError as e:
+        write_atomic(os.path.join(output, name), config.text.encode())
+    except UnsafePathError:
+        raise
+    except (OSError, StoreError) as e:
         if created:
             try:
                 os.rmdir(output)
             except OSError:
                 pass
+        reason = e.strerror if isinstance(e, OSError) else str(e).rsplit("(", 1)[-1].rstrip(")")
         raise StoreError(f"-o {output}: cannot write to the output directory "
-                         f"({e.strerror or e}); choose a writable directory") from None
+                         f"({reason}); choose a writable directory") from None
 
 
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def _print_header(plan, todo, skipped, resources, args) -> None:
-    commands = sum(len(c) for _, c in todo)
-    done_commands = sum(len(t.commands) for t in skipped) + sum(
-        len(t.commands) - len(c) for t, c in todo)
-    out = [f"run: {len(plan.tasks)} tasks from {args.yaml} -> {args.output}"
+def _header(plan, split, args) -> List[str]:
+    commands = sum(len(c) for _, c in split.todo)
+    done_commands = sum(len(t.commands) for t in split.done) + sum(
+        len(t.commands) - len(c) for t, c in split.todo)
+    out = [f"run: {plural(len(plan.tasks), 'task')} from {args.yaml} -> {args.output}"
            + (f" ({plan.duplicates} duplicates dropped)" if plan.duplicates else "")]
     out.append(f"commands: {commands} to run, {done_commands} skipped (done earlier"
                + ("" if args.force else "; -f re-runs them") + ")")
@@ -179,16 +207,24 @@ def _print_header(plan, todo, skipped, resources, args) -> None:
         out.append(f"note: {notice}")
     if plan.orphans:
         out.append(f"orphans (in no selected template): {', '.join(plan.orphans)}")
-    for notice in resources.notices:
-        out.append(f"note: {notice}")
-    out.append(resources.describe())
-    print("\n".join(out), flush=True)
+    for name, note in list(split.notes.items())[:SHOWN_NOTES]:
+        out.append(f"warning: {note}; {name} runs again")
+    if len(split.notes) > SHOWN_NOTES:
+        out.append(f"warning: {len(split.notes) - SHOWN_NOTES} more tasks with damaged state "
+                   f"files run again")
+    return out
 
 
-def _print_dry_run(plan, todo, skipped, store, force: bool) -> None:
-    pending = {t.name: set(c) for t, c in todo}
-    lines = [f"dry run: {len(plan.tasks)} tasks, {len(todo)} would run, {len(skipped)} would be "
-             f"skipped" + (f", {plan.duplicates} duplicates dropped" if plan.duplicates else "")
+SHOWN_NOTES = 5
+
+
+def _print_dry_run(plan, split, store, force: bool) -> None:
+    from runner.errors import DamagedFileError, UnsafePathError
+
+    pending = {t.name: set(c) for t, c in split.todo}
+    lines = [f"dry run: {plural(len(plan.tasks), 'task')}, {len(split.todo)} would run, "
+             f"{len(split.done)} would be skipped"
+             + (f", {plan.duplicates} duplicates dropped" if plan.duplicates else "")
              + (f", sample seed {plan.seed}" if plan.seed is not None else "")]
     for notice in plan.notices:
         lines.append(f"note: {notice}")
@@ -198,7 +234,15 @@ def _print_dry_run(plan, todo, skipped, store, force: bool) -> None:
     for task in plan.tasks:
         todo_commands = pending.get(task.name, ())
         lines.append(f"{task.name}: {'run' if todo_commands else 'skip'}")
-        stat = store.read_stat(task.name) if exists and not force else {}
+        note = split.notes.get(task.name)
+        if note:
+            lines.append(f"  ({note})")
+        stat = {}
+        if exists and not force and not note:
+            try:
+                stat = store.read_stat(task.name)
+            except (DamagedFileError, UnsafePathError):
+                stat = {}
         for name, text in task.commands.items():
             lines.append(f"  {name}: {'run' if name in todo_commands else 'skip'} "
                          f"({_reason(stat.get(name), force)}): {text}")
@@ -210,7 +254,9 @@ def _reason(entry: Optional[Dict], force: bool) -> str:
         return "-f"
     if not entry:
         return "not run yet"
-    status = entry.get("status", "done" if entry.get("code") == 0 else "failed")
+    from runner.store.state import entry_status
+
+    status = entry_status(entry).value
     if status == "done":
         return "done earlier"
     if status == "failed":
@@ -218,56 +264,72 @@ def _reason(entry: Optional[Dict], force: bool) -> str:
     return f"{status} earlier"
 
 
-def _run(plan, tasks, skipped: int, store, resources, datetime: str, args) -> int:
-    from runner.cli.session import run_session
-    from runner.execution.executor import ExecOptions
-
-    options = ExecOptions(force=args.force, devices=resources.device_records())
-    return run_session(tasks, resources.slots, store, datetime, options, args.grace, skipped,
-                       admission=resources.admission)
-
-
 def _debug(plan, config, store, resources, datetime: str, args) -> int:
     """-d: the first task only, even if done, its output streamed to the console and its log."""
+    from runner.backends.base import RunRequest
+    from runner.backends.registry import load_engine
+    from runner.cli.common import stop_on_signals
     from runner.cli.console import Console
-    from runner.execution.executor import ExecOptions, TaskExecutor
-    from runner.execution.process import ProcessGroups
-    from runner.execution.scheduler import Scheduler
+    from runner.execution.executor import ExecOptions
+    from runner.store.base import Split
 
     if not plan.tasks:
         print("debug: no task selected; nothing to run")
         return EXIT_OK
+    task = plan.tasks[0]
     if args.dry_run:
-        _print_dry_run(plan, [(plan.tasks[0], list(plan.tasks[0].commands))], [], store, True)
+        _print_dry_run(plan, Split(todo=[(task, list(task.commands))]), store, True)
         return EXIT_OK
     _prepare_output(args, config, store)
-    task = plan.tasks[0]
-    for notice in resources.notices:
-        print(f"note: {notice}")
+    console = Console(total=1, verbosity=verbosity(args), commands=len(task.commands))
+    console.lines([f"note: {n}" for n in resources.notices])
     where = resources.slots[0] if resources.slots else resources.describe()
-    print(f"debug: {task.name} on {where}", flush=True)
-    groups = ProcessGroups(grace=args.grace)
-
-    def echo(chunk: bytes) -> None:
-        sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
-
-    console = Console(total=1)
-    executor = TaskExecutor(store, datetime, groups,
-                            ExecOptions(force=True, echo=echo, devices=resources.device_records()),
-                            console)
+    console.line(f"debug: {task.name} on {where}")
+    stream = Echo()
+    console.before_write = stream.end_line
+    request = RunRequest(store=store, tasks=[task], datetime=datetime, grace=args.grace,
+                         force=True, slots=resources.slots[:1], admission=resources.admission,
+                         exec_options=ExecOptions(force=True, echo=stream,
+                                                  devices=resources.device_records()),
+                         settings={"record": False})
+    engine = load_engine("local")
     interrupted = []
-    with stop_on_signals(lambda signum: (interrupted.append(signum), groups.stop())):
-        if resources.admission is None:
-            result = executor(task, resources.slots[0])
-        else:  # wait, with the reason shown, until the task's GPUs are free
-            results = Scheduler([], executor, groups, admission=resources.admission,
-                                on_wait=console.waiting_for).run([task], tick=0.2)
-            result = results[0] if results else None
-    groups.close()
+    with stop_on_signals(lambda signum: (interrupted.append(signum), engine.stop(
+            kill=len(interrupted) > 1))):
+        report = engine.run(request, console)
+    stream.end_line()
+    if report.error is not None:
+        from runner.cli.common import print_error
+
+        print_error(str(report.error))
+        return EXIT_FAILED
+    result = report.results[0] if report.results else None
     if interrupted or result is None:
         return EXIT_INTERRUPTED
+    if result.error:
+        return EXIT_FAILED
     failed = result.failed
     if failed is None:
         return EXIT_OK
     return failed.exit_status or EXIT_FAILED
+
+
+class Echo:
+    """-d: a command's output, copied to the terminal as it comes; a last line without a
+    newline is ended before the runner prints its own line."""
+
+    def __init__(self) -> None:
+        self.open_line = False
+
+    def __call__(self, chunk: bytes) -> None:
+        try:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            return
+        self.open_line = not chunk.endswith(b"\n")
+
+    def end_line(self) -> None:
+        if self.open_line:
+            self.__call__(b"\n")

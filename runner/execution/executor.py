@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -23,10 +24,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from runner.execution.process import (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_ID, Child, ProcessGroups, gpu_environment, signal_group, stop_group)
-from runner.identity import is_alive, start_time
-from runner.identity import HOST
-from runner.store.sweep import Store, is_done
+from runner.errors import DamagedFileError, UnsafePathError
+from runner.execution.process import (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_ID, Child,
+                                      ProcessGroups, gpu_environment, signal_group, stop_group)
+from runner.identity import HOST, MARKER, invocation_mark, is_ours, start_time
+from runner.store.base import TaskStore
+from runner.store.files import open_append
+from runner.store.state import is_done
 from runner.task import CommandResult, Slot, Status, Task, TaskResult
 
 _COMPOUND = re.compile(r"[;&|<>()`\n]|\$\(")
@@ -52,8 +56,14 @@ class Events:
                          attempt: int, attempts: int, delay: float) -> None:
         """A command failed (`result`) and runs again as attempt `attempt` of `attempts`."""
 
+    def task_refused(self, task: Task, slot: Slot, reason: str) -> None:
+        """A task was not run: a file it would write is a link or a special file."""
+
     def notice(self, message: str) -> None:
         """Something the user should know that is not a command's start or end."""
+
+    def message(self, text: str) -> None:
+        """A line for the person at the terminal, shown as it is."""
 
 
 @dataclass
@@ -95,7 +105,7 @@ def shell_line(command: str, gpus: tuple, logs: Tuple[str, Optional[str]]) -> st
 class TaskExecutor:
     """Runs tasks on slots, recording them in a `Store`; call it as `executor(task, slot)`."""
 
-    def __init__(self, store: Store, datetime: str, groups: Optional[ProcessGroups] = None,
+    def __init__(self, store: TaskStore, datetime: str, groups: Optional[ProcessGroups] = None,
                  options: Optional[ExecOptions] = None, events: Optional[Events] = None):
         self.store = store
         self.datetime = datetime
@@ -104,6 +114,7 @@ class TaskExecutor:
         self.events = events or Events()
         self._envs: Dict[tuple, Dict[bytes, bytes]] = {}
         self._runner_start = start_time(os.getpid())
+        self._mark = invocation_mark(os.getpid(), self._runner_start)
 
     def _env(self, slot: Slot) -> Dict[bytes, bytes]:
         """The slot's environment, encoded once (Popen would encode every variable per start)."""
@@ -112,24 +123,34 @@ class TaskExecutor:
             env = self._envs[slot.gpus] = {
                 os.fsencode(k): os.fsencode(v) for k, v in gpu_environment(
                     os.environ, slot.gpus if self.options.bind_gpus else None).items()}
+            env[MARKER.encode()] = self._mark.encode()
         return env
 
     def __call__(self, task: Task, slot: Slot, final: bool = True) -> Optional[TaskResult]:
         """Run what the task still needs; None (not final) when another invocation holds it."""
-        lock = self.store.lock(task)
-        if not lock.try_acquire():
-            if not final:
-                return None
-            while not lock.try_acquire(timeout=0.2):
-                if self.groups.stopping.is_set():
-                    return TaskResult(task, slot, status=Status.LOCKED)
         try:
-            return self._run_locked(task, slot)
-        finally:
-            lock.release()
+            lock = self.store.lock(task)
+            if not lock.try_acquire():
+                if not final:
+                    return None
+                while not lock.try_acquire(timeout=0.2):
+                    if self.groups.stopping.is_set():
+                        return TaskResult(task, slot, status=Status.LOCKED)
+            try:
+                return self._run_locked(task, slot)
+            finally:
+                lock.release()
+        except UnsafePathError as e:  # this task's problem only: it does not run, others go on
+            self.events.task_refused(task, slot, str(e))
+            return TaskResult(task, slot, status=Status.FAILED, error=str(e))
 
     def _run_locked(self, task: Task, slot: Slot) -> TaskResult:
-        state = self.store.read_state(task)
+        try:
+            state = self.store.read_state(task)
+        except DamagedFileError as e:
+            self.events.notice(f"warning: {e}; {task.name} runs again")
+            state = {}
+        self.store.check(task)
         if self._clear_stale(task, state):
             self.store.write_state(task, state)
         force = self.options.force
@@ -161,10 +182,14 @@ class TaskExecutor:
             if not isinstance(entry, dict) or entry.get("status") != Status.RUNNING.value:
                 continue
             pid = entry.get("pid")
-            if entry.get("host") == HOST and is_alive(pid, entry.get("pid_start")):
+            if is_ours(entry):
                 self.events.notice(f"{task.name} {name}: stopping process group {pid}, left "
                                    f"running by an invocation that was killed")
                 stop_group(pid, self.groups.grace)
+            elif entry.get("host") == HOST and entry.get("pid_start") is None and pid:
+                self.events.notice(f"{task.name} {name}: not stopping process {pid}: its entry "
+                                   f"has no start time, so it cannot be proven ours; the command "
+                                   f"runs again")
             entry.update(code=1, status=Status.INTERRUPTED.value,
                          note="the invocation that ran it ended without recording a result")
             changed = True
@@ -204,8 +229,12 @@ class TaskExecutor:
         log_path, err_path = self.store.log_paths(task, name, self.datetime)
         echo = self.options.echo
         timeout = task.settings.get("timeout")
-        log = _open_log(log_path)
-        err = _open_log(err_path) if err_path else subprocess.STDOUT
+        log = open_append(log_path)
+        try:
+            err = open_append(err_path) if err_path else subprocess.STDOUT
+        except BaseException:
+            os.close(log)
+            raise
         try:
             if attempt > 1:
                 os.write(log, f"--- runner: attempt {attempt} of {attempts} ({reason}) ---\n"
@@ -232,12 +261,20 @@ class TaskExecutor:
             if attempts > 1:
                 entry.update(attempt=attempt, attempts=list(history))
             state[name] = entry
-            self.store.write_state(task, state)
+            try:
+                self.store.write_state(task, state)
+            except BaseException:  # unrecorded, it must not run on: stop it before reporting
+                signal_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+                self.groups.finish(proc)
+                raise
             self.events.command_started(task, slot, name, log_path)
             timer = None
+            killed: List[float] = []  # after a timeout: seconds from TERM to KILL, if needed
             if timeout is not None:
                 ended, timed_out = threading.Event(), threading.Event()
-                timer = threading.Timer(timeout, self._expire, (proc.pid, ended, timed_out))
+                timer = threading.Timer(timeout, self._expire,
+                                        (proc.pid, ended, timed_out, killed))
                 timer.daemon = True
                 timer.start()
             try:
@@ -269,10 +306,14 @@ class TaskExecutor:
                      exit_status=code if code >= 0 else None,
                      signal=-code if code < 0 else None, end=now_iso(),
                      duration=round(duration, 3))
+        if timed_out_now and killed:
+            entry["killed_after"] = round(killed[0], 3)
         self.store.write_state(task, state)
         result = CommandResult(command=name, status=status, exit_status=entry["exit_status"],
                                signal=entry["signal"], duration=duration, log=log_path,
-                               attempts=attempt, err_log=err_path)
+                               attempts=attempt, err_log=err_path,
+                               timeout=timeout if timed_out_now else None,
+                               killed_after=killed[0] if timed_out_now and killed else None)
         return result, lambda: _read_since(offsets)
 
     def _await_stop(self, window: float) -> None:
@@ -285,13 +326,16 @@ class TaskExecutor:
         while not self.groups.stopping.is_set() and time.monotonic() < deadline:
             time.sleep(0.01)
 
-    def _expire(self, pgid: int, ended: threading.Event, timed_out: threading.Event) -> None:
+    def _expire(self, pgid: int, ended: threading.Event, timed_out: threading.Event,
+                killed: List[float]) -> None:
         """The command ran past its timeout: TERM its group, KILL it after the grace period."""
         if ended.is_set():
             return
         timed_out.set()
+        termed = time.monotonic()
         signal_group(pgid, signal.SIGTERM)
         if not ended.wait(self.groups.grace):
+            killed.append(time.monotonic() - termed)
             signal_group(pgid, signal.SIGKILL)
 
     def _gpu_fields(self, task: Task, slot: Slot) -> Dict[str, Any]:
@@ -347,17 +391,30 @@ def _read_since(offsets: List[Tuple[str, int]]) -> str:
     return "\n".join(parts)
 
 
-def _open_log(path: str) -> int:
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-
-
 def _pump(proc: Child, log: int, echo: Callable[[bytes], None]) -> None:
-    """Copy a command's output to its log and to `echo` as it comes."""
+    """Copy a command's output to its log and to `echo` as it comes, until the command ended
+    and nothing more comes: something it started in the background and that still holds its
+    output (`sleep 100 &`) is stopped with its group, and one that left the group is not
+    waited for."""
     fd = proc.stdout.fileno()
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        os.write(log, chunk)
-        echo(chunk)
-    proc.stdout.close()
+    poller = select.poll()
+    poller.register(fd, select.POLLIN | select.POLLHUP)
+    ended = False
+    try:
+        while True:
+            if poller.poll(PUMP_POLL_MS):
+                chunk = os.read(fd, 65536)
+                if not chunk:
+                    break
+                os.write(log, chunk)
+                echo(chunk)
+            elif ended:
+                break  # nothing came after the command's group was stopped
+            elif proc.poll() is not None:
+                signal_group(proc.pid, signal.SIGKILL)  # what it left in its group
+                ended = True
+    finally:
+        proc.stdout.close()
+
+
+PUMP_POLL_MS = 100

@@ -79,6 +79,14 @@ class Child:
             self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
+    def poll(self) -> Optional[int]:
+        """Its exit status if it has ended, else None (without waiting)."""
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
 
 _RESET_SIGNALS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ")
                        if hasattr(signal, name))  # Python ignores these; commands must not
@@ -116,6 +124,7 @@ def start_child(argv: Sequence[str], env: Mapping, output: Union[int, None],
                                 env=env, start_new_session=True, close_fds=True)
         child = Child(proc.pid, proc.stdout)
         child.wait = proc.wait  # type: ignore[method-assign]
+        child.poll = proc.poll  # type: ignore[method-assign]
         return child
     actions: List[tuple] = [(os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0)]
     reader = writer = None

@@ -35,6 +35,8 @@ PROFILE_KEYS = {
     "env": "setup lines run before the command (a string or a list of strings)",
     "resources": "mapping of long sbatch option -> value, e.g. {time: '2:00:00', mem: 8000}",
     "python": "the Python interpreter on the nodes (default: the one running `run`)",
+    "engine": "the engine that runs its tasks: 'local' or 'slurm' (default: local for host "
+              "'local', slurm for any other host)",
 }
 _OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9_-]+$")
 
@@ -52,10 +54,16 @@ class Profile:
     resources: Tuple[Tuple[str, ResourceValue], ...] = ()  # (option, value), in file order
     python: Optional[str] = None
     source: str = ""
+    engine_name: Optional[str] = None  # as written; None: chosen by the host
 
     @property
     def is_local(self) -> bool:
         return self.host == LOCAL_HOST
+
+    @property
+    def engine(self) -> str:
+        """The engine that runs this profile's tasks."""
+        return self.engine_name or ("local" if self.is_local else "slurm")
 
     @property
     def resource_map(self) -> Dict[str, ResourceValue]:
@@ -63,7 +71,8 @@ class Profile:
 
     def to_json(self) -> Dict[str, Any]:
         return {"name": self.name, "host": self.host, "device": self.device, "env": list(self.env),
-                "resources": self.resource_map, "python": self.python, "source": self.source}
+                "resources": self.resource_map, "python": self.python, "source": self.source,
+                "engine": self.engine}
 
 
 class ProfileSet:
@@ -170,10 +179,15 @@ def parse_profile(name: str, data: Any, source: str) -> Profile:
     if python is not None and (not isinstance(python, str) or not python.strip()):
         raise ConfigError(f"{where}key 'python': expected the path of an interpreter, found "
                           f"{python!r}")
+    engine = data.get("engine")
+    if engine is not None and (not isinstance(engine, str) or not engine.strip()):
+        raise ConfigError(f"{where}key 'engine': expected the name of an engine ('local', "
+                          f"'slurm'), found {engine!r}")
     return Profile(name=str(name), host=host.strip(), device=device,
                    env=parse_env(data.get("env"), where),
                    resources=parse_resources(data.get("resources"), where),
-                   python=python.strip() if python else None, source=source)
+                   python=python.strip() if python else None, source=source,
+                   engine_name=engine.strip() if engine else None)
 
 
 def parse_profiles(data: Any, source: str) -> Dict[str, Profile]:

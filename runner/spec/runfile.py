@@ -46,9 +46,12 @@ class Job:
         """The `--k=v` / `--k v` pairs of the command (parsed when first asked for)."""
         return parse_parameters(self.command)
 
-    def to_task(self) -> Task:
-        """The job as a task of one command: named by its id, its command named by its text."""
-        return Task(name=self.id, params=self.parameters, commands={self.command: self.command})
+    def to_task(self, parameters: bool = True) -> Task:
+        """The job as a task of one command: named by its id, its command named by its text
+        (its params are its parameters; `parameters=False` skips parsing them, for a job that
+        will not run)."""
+        return Task(name=self.id, params=self.parameters if parameters else {},
+                    commands={self.command: self.command})
 
 
 @dataclass

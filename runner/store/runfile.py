@@ -31,10 +31,12 @@ import threading
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from runner.errors import StoreError
+from runner.errors import DamagedFileError, StoreError, UnsafePathError
 from runner.spec.runfile import Job
-from runner.store.files import FileLock, encode_json, read_json, write_owned
-from runner.store.sweep import is_done
+from runner.store.base import Split, TaskStore
+from runner.store.files import (FileLock, check_file, encode_json, make_directory, read_json,
+                                spare_path, write_atomic, write_owned)
+from runner.store.state import TaskState, check_entry, entry_status, is_done, is_stale
 from runner.task import Status, Task
 
 METADATA_FILE = "metadata.json"
@@ -46,15 +48,6 @@ METADATA_INTERVAL = 0.2  # seconds: the most metadata.json lags behind the job f
 WRITE_SHARE = 0.1  # for huge files, wait longer, so that writing takes at most this share of time
 PUBLIC_FIELDS = ("command", "parameters", "status", "exit_status", "signal", "start", "end",
                  "runtime", "host", "slot", "gpus", "attempt", "updated")
-
-
-def is_done_entry(entry: Optional[Dict[str, Any]]) -> bool:
-    """Whether a `metadata.json` entry says the job succeeded (batchrun wrote `status: 0`)."""
-    if not isinstance(entry, dict):
-        return False
-    status = entry.get("status")
-    return status == Status.DONE.value or (
-        isinstance(status, int) and not isinstance(status, bool) and status == 0)
 
 
 def make_public_entry(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -98,6 +91,7 @@ class MetadataFile:
         self._thread: Optional[threading.Thread] = None
         self._last_write = float("-inf")
         self._gap = interval
+        self.damaged: Optional[str] = None  # why the file could not be read, when it could not
 
     def load(self) -> Dict[str, Dict[str, Any]]:
         """The entries as the file has them now (empty if there is no file)."""
@@ -114,6 +108,7 @@ class MetadataFile:
                 self._cond.notify()
 
     def start(self) -> None:
+        self._closing = False
         self._thread = threading.Thread(target=self._loop, name="metadata", daemon=True)
         self._thread.start()
 
@@ -195,26 +190,21 @@ class MetadataFile:
                     lines[ident] = f"  {json.dumps(ident)}: {json.dumps(entry, default=str)}"
             body = ",\n".join(lines[i] for i in self._entries)
             text = "{\n" + body + "\n}\n" if body else "{}\n"
-            tmp = f"{self.path}.tmp.{os.getpid()}"
-            try:
-                with open(tmp, "w", encoding="utf-8") as f:
-                    f.write(text)
-                os.replace(tmp, self.path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomic(self.path, text.encode())
             self._stamp = _stamp(self.path)
 
     def _reload(self) -> None:
         stamp = _stamp(self.path)
-        data = read_json(self.path)
-        if data is None:
-            data = {}
-        if not isinstance(data, dict):
-            raise StoreError(f"{self.path}: expected a JSON object of job id -> entry; fix or "
-                             f"delete the file")
+        try:
+            data = read_json(self.path)
+            if data is not None and not (isinstance(data, dict) and all(
+                    isinstance(e, dict) for e in data.values())):
+                raise DamagedFileError(self.path, "expected a JSON object of job id -> entry")
+        except (DamagedFileError, UnsafePathError) as e:
+            self.damaged = str(e)
+            data = None
         old, lines = self._entries, self._lines
+        data = data or {}
         self._lines = {i: lines[i] for i, e in data.items() if i in lines and old.get(i) == e}
         self._entries = data
         self._stamp = stamp
@@ -240,87 +230,136 @@ def _stamp(path: str) -> Optional[Tuple[int, ...]]:
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
-class RunfileStore:
-    """The output directory of a runfile; the core's executor runs its jobs through it."""
+class RunfileStore(TaskStore):
+    """The directory of a runfile (`runs/<name>/`); the core's executor runs its jobs through it.
+
+    A job is a task of one command, named by its id; its `job.json` is its state.
+    """
+
+    kind = "runfile"
+    noun = "job"
 
     def __init__(self, directory: str, metadata_name: str = METADATA_FILE,
                  interval: float = METADATA_INTERVAL):
-        self.dir = os.path.normpath(directory)
+        self.root = self.dir = os.path.normpath(directory)
         self.logs_dir = os.path.join(self.dir, LOGS_DIR)
         self.metadata = MetadataFile(os.path.join(self.dir, metadata_name), interval)
         self._attempts: Dict[str, int] = {}
         self._new: set = set()  # jobs whose job.json was found missing under their lock
 
+    def describe(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "root": self.dir,
+                "metadata": os.path.basename(self.metadata.path)}
+
     def job_dir(self, ident: str) -> str:
         return os.path.join(self.logs_dir, ident)
 
+    def job_file(self, ident: str) -> str:
+        return os.path.join(self.logs_dir, ident, JOB_FILE)
+
     def read_job(self, ident: str) -> Optional[Dict[str, Any]]:
-        """A job's `job.json` record, or None if it never started."""
-        return read_json(os.path.join(self.job_dir(ident), JOB_FILE))
+        """A job's `job.json` record, or None if it never started. DamagedFileError when it is
+        not a record of a known status, UnsafePathError when it is a link."""
+        path = self.job_file(ident)
+        record = read_json(path)
+        if record is not None:
+            check_entry(record, path, "the job's record")
+        return record
 
     # -- planning -----------------------------------------------------------------------------
 
-    def split_done(self, jobs: List[Job], overwrite: bool = False) -> Tuple[List[Job], List[Job]]:
-        """(jobs to run, jobs done earlier); queues metadata entries for jobs it has not seen.
+    def split(self, jobs: List[Job], force: bool = False) -> Split:
+        """Tasks of the runfile's jobs that are not done (all with `force`: `--mode overwrite`);
+        queues metadata entries for jobs it has not seen.
 
         Reads `metadata.json` once, and the `job.json` only of jobs it does not show as done;
-        what those say (newer after a crash) goes back into `metadata.json`.
+        what those say (newer after a crash) goes back into `metadata.json`. A damaged
+        `metadata.json` is rebuilt from the `job.json` files (the split says so in its notes).
         """
+        split = Split()
         entries = self.metadata.load()
+        if self.metadata.damaged:
+            split.notes[""] = f"{self.metadata.damaged}; rebuilt from {self.logs_dir}/*/{JOB_FILE}"
+            self.rebuild()
+            entries = {}
         todo: List[Job] = []
-        done: List[Job] = []
         now = time.time()
         for job in jobs:
             entry = entries.get(job.id)
-            if not overwrite and is_done_entry(entry):
-                done.append(job)
+            if not force and is_done(entry):
+                split.done.append(job.to_task(parameters=False))
                 continue
-            record = self.read_job(job.id)
+            try:
+                record = self.read_job(job.id)
+            except (DamagedFileError, UnsafePathError) as e:
+                split.notes[job.id] = str(e)
+                record = None
             if record is not None:
                 public = make_public_entry(record)
                 if public != entry:
                     self.metadata.update(job.id, public)
-            if overwrite:
+            if force:
                 attempt = (record or {}).get("attempt") or 0
                 self.metadata.update(job.id, make_pending_entry(job, attempt, now),
                                      MetadataFile.PENDING_RERUN)
             elif record is not None and is_done(record):
-                done.append(job)
+                split.done.append(job.to_task(parameters=False))
                 continue
             elif entry is None and record is None:
                 self.metadata.update(job.id, make_pending_entry(job), MetadataFile.PENDING_NEW)
             todo.append(job)
-        return todo, done
+        split.todo = [(job.to_task(), [job.command]) for job in todo]
+        return split
+
+    def rebuild(self) -> None:
+        """Queue every readable `job.json` for `metadata.json` (after it was found damaged)."""
+        try:
+            names = os.listdir(self.logs_dir)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        for name in names:
+            try:
+                record = self.read_job(name)
+            except (DamagedFileError, UnsafePathError):
+                continue
+            if record is not None:
+                self.metadata.update(name, make_public_entry(record))
 
     # -- what the executor uses ---------------------------------------------------------------
 
     def lock(self, task: Task) -> FileLock:
-        """The job's lock (not yet acquired); creates the job's directory."""
         directory = self.job_dir(task.name)
         try:
             os.mkdir(directory)
         except FileExistsError:
             pass
         except FileNotFoundError:
-            os.makedirs(directory, exist_ok=True)
-        return FileLock(directory)
+            make_directory(directory)
+        return FileLock(directory, directory=True)
 
     def read_state(self, task: Task) -> Dict[str, Any]:
         """command -> its `job.json` record (empty if the job never started)."""
-        record = self.read_job(task.name)
+        try:
+            record = self.read_job(task.name)
+        except DamagedFileError:
+            self._attempts[task.name] = 0
+            raise
         if record is None:
             self._new.add(task.name)  # no job.json: no earlier attempt's logs to keep either
         record = record or {}
-        self._attempts[task.name] = record.get("attempt") or 0
+        attempt = record.get("attempt")
+        self._attempts[task.name] = attempt if type(attempt) is int else 0
         return {_command(task): record} if record else {}
+
+    def check(self, task: Task) -> None:
+        check_file(spare_path(self.job_file(task.name)))
 
     def write_state(self, task: Task, state: Dict[str, Any]) -> None:
         command = _command(task)
         record = dict(state[command])
         record.update(id=task.name, command=command, parameters=task.params,
                       attempt=self._attempts.get(task.name, 0), updated=time.time())
-        write_owned(os.path.join(self.job_dir(task.name), JOB_FILE),
-                    encode_json(record, indent=None, sort_keys=False),
+        write_owned(self.job_file(task.name), encode_json(record, indent=None, sort_keys=False),
                     exists=task.name not in self._new)
         self._new.discard(task.name)
         self.metadata.update(task.name, make_public_entry(record))
@@ -335,6 +374,50 @@ class RunfileStore:
         """(stdout log, stderr log) of the job's current attempt."""
         directory = self.job_dir(task.name)
         return os.path.join(directory, OUT_LOG), os.path.join(directory, ERR_LOG)
+
+    def session(self):
+        return self.metadata.writing()
+
+    # -- reading back ---------------------------------------------------------------------------
+
+    def states(self) -> List[TaskState]:
+        """Every job of `metadata.json` and every job with a `job.json`; the `job.json` wins."""
+        entries = self.metadata.load()
+        idents = list(entries)
+        try:
+            idents += sorted(n for n in os.listdir(self.logs_dir) if n not in entries)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        states = [self._state(ident, entries.get(ident)) for ident in idents]
+        return [s for s in states if s is not None]
+
+    def state_of(self, name: str) -> TaskState:
+        return self._state(name, self.metadata.load().get(name)) or TaskState(
+            name, Status.PENDING, {}, {}, self.job_dir(name))
+
+    def _state(self, ident: str, entry: Optional[Dict[str, Any]]) -> Optional[TaskState]:
+        entry = entry if isinstance(entry, dict) else {}
+        note = ""
+        try:
+            record = self.read_job(ident)
+        except (DamagedFileError, UnsafePathError) as e:
+            record, note = None, str(e)
+        if record is None and not entry and not note:
+            return None  # a directory in logs/ that is no job of ours
+        data = dict(record or entry)
+        command = data.get("command") or entry.get("command") or ""
+        if data.get("status") == Status.RUNNING.value and is_stale(data):
+            data["status"] = Status.INTERRUPTED.value
+            data["note"] = "the invocation running it is gone"
+        try:
+            state = Status.UNREADABLE if note else entry_status(data)
+        except ValueError:
+            state = Status.UNREADABLE
+            note = f"{self.metadata.path}: job {ident}: unknown status {data.get('status')!r}"
+        parameters = data.get("parameters") or entry.get("parameters")
+        return TaskState(ident, state, {command: data},
+                         parameters if isinstance(parameters, dict) else {}, self.job_dir(ident),
+                         note)
 
 
 def rotate_logs(directory: str) -> Optional[int]:

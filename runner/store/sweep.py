@@ -1,4 +1,4 @@
-"""Every path and file format of an output directory; atomic JSON; per-task locks; "is it done?".
+"""A sweep's output directory: every path and file format of it, behind the task-store contract.
 
 The tree of one output directory::
 
@@ -8,33 +8,26 @@ The tree of one output directory::
     <output>/<name>/log.<cmd>.<dt>      one log per command per invocation
     <output>/<name>/.stat.json.next     the spare that the next stat.json is written into
     <output>/.runner/runs/<id>.json     task table of one invocation: the tasks it set out to run
-    <output>/.slurm/<id>/               one SLURM submission: scripts, task tables, job ids
 
 With `--no-param-dir`, logs are `<output>/log.<cmd>.<dt>.<name>` and the task's state lives in
-`<output>/.runner/tasks/<name>/`. "Done" always means that `stat.json` says so.
+`<output>/.runner/tasks/<name>/`. "Done" always means that `stat.json` says so (`state.is_done`).
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
-from runner.errors import StoreError
-from runner.store.files import (FileLock, encode_params, encode_state, read_json,
-                                 write_json, write_owned)
+from runner.errors import DamagedFileError, UnsafePathError
+from runner.store.base import STATE_DIR, Split, TaskStore
+from runner.store.files import (FileLock, check_file, encode_params, encode_state,
+                                make_directory, read_json, write_owned)
+from runner.store.state import TaskState, is_done, is_stale, parse_params, parse_stat, summarize
 from runner.task import Status, Task
 
 PARAM_FILE = "param.json"
 STAT_FILE = "stat.json"
-STATE_DIR = ".runner"
 TASK_STATE_DIR = os.path.join(STATE_DIR, "tasks")
-RUNS_DIR = os.path.join(STATE_DIR, "runs")
-SLURM_DIR = ".slurm"  # submissions of --backend slurm (runner.backends.slurm_backend)
-
-
-def is_done(entry: Optional[Dict[str, Any]]) -> bool:
-    """A command is done only when its `stat.json` entry says it succeeded."""
-    return bool(entry) and entry.get("code") == 0 and entry.get("status", "done") == "done"
 
 
 class TaskPaths:
@@ -63,24 +56,13 @@ class TaskPaths:
         return f"{self.log_dir}{os.sep}log.{command}.{datetime}{self.log_suffix}"
 
 
-def existing_output(output: str) -> str:
-    """`output` if it is a directory, else a StoreError that says what to pass instead."""
-    if not os.path.isdir(output):
-        raise StoreError(f"-o {output}: no such output directory; pass the directory a run wrote "
-                         f"with -o DIR")
-    return output
+class SweepStore(TaskStore):
+    """One output directory of the YAML runner."""
 
-
-class Store:
-    """One output directory of the YAML runner.
-
-    The executor talks to a store only through `lock`, `read_state`, `write_state`,
-    `write_params` and `log_paths`, so another layout (a runfile's `metadata.json`) is another
-    class with these five methods.
-    """
+    kind = "sweep"
 
     def __init__(self, output: str, no_param_dir: bool = False):
-        self.output = os.path.normpath(output)
+        self.root = self.output = os.path.normpath(output)
         self.no_param_dir = no_param_dir
         self._paths: Dict[str, TaskPaths] = {}
 
@@ -92,31 +74,56 @@ class Store:
             paths = self._paths[name] = TaskPaths(self.output, name, self.no_param_dir)
         return paths
 
-    def read_stat(self, name: str) -> Dict[str, Any]:
-        if self.no_param_dir:
-            return read_json(self.paths(name).stat) or {}
-        return read_json(f"{self.output}{os.sep}{name}{os.sep}{STAT_FILE}") or {}
+    def describe(self) -> Dict[str, Any]:
+        return {"kind": self.kind, "root": self.output, "no_param_dir": self.no_param_dir}
 
-    # -- what the executor uses ---------------------------------------------------------------
+    def read_stat(self, name: str) -> Dict[str, Dict[str, Any]]:
+        """The task's `stat.json` (empty when there is none); DamagedFileError, UnsafePathError."""
+        path = (self.paths(name).stat if self.no_param_dir
+                else f"{self.output}{os.sep}{name}{os.sep}{STAT_FILE}")
+        return parse_stat(read_json(path), path)
 
-    def lock(self, task: Task) -> "FileLock":
-        """The task's lock (not yet acquired); creates the task's directory."""
+    # -- planning -------------------------------------------------------------------------------
+
+    def split(self, tasks: List[Task], force: bool = False) -> Split:
+        split = Split()
+        if force or not os.path.isdir(self.output):
+            split.todo = [(t, list(t.commands)) for t in tasks]
+            return split
+        for task in tasks:
+            try:
+                stat = self.read_stat(task.name)
+            except (DamagedFileError, UnsafePathError) as e:
+                split.notes[task.name] = str(e)
+                stat = {}
+            pending = [c for c in task.commands if not is_done(stat.get(c))]
+            if pending:
+                split.todo.append((task, pending))
+            else:
+                split.done.append(task)
+        return split
+
+    # -- what the executor uses -----------------------------------------------------------------
+
+    def lock(self, task: Task) -> FileLock:
         paths = self.paths(task.name)
         try:
             os.mkdir(paths.dir)
         except FileExistsError:
             pass
         except FileNotFoundError:
-            os.makedirs(paths.dir, exist_ok=True)
-        return FileLock(paths.dir)
+            make_directory(paths.dir)
+        return FileLock(paths.dir, directory=True)
 
-    def read_state(self, task: Task) -> Dict[str, Any]:
-        """command -> its `stat.json` entry."""
+    def read_state(self, task: Task) -> Dict[str, Dict[str, Any]]:
         paths = self.paths(task.name)
         state = read_json(paths.stat)
         if state is None:
             paths.missing.add(STAT_FILE)
-        return state or {}
+        return parse_stat(state, paths.stat)
+
+    def check(self, task: Task) -> None:
+        check_file(self.paths(task.name).stat_spare)
 
     def write_state(self, task: Task, state: Dict[str, Any]) -> None:
         paths = self.paths(task.name)
@@ -127,47 +134,21 @@ class Store:
     def write_params(self, task: Task, command_lines: Dict[str, str]) -> None:
         """`param.json`: the params and `_commands`, keeping other commands' earlier lines."""
         paths = self.paths(task.name)
-        old = read_json(paths.param)
-        lines = dict(old.get("_commands", {})) if isinstance(old, dict) else {}
+        try:
+            old = parse_params(read_json(paths.param), paths.param) or None
+        except DamagedFileError:
+            old = {}  # replaced by what this run writes
+        lines = dict(old.get("_commands", {})) if old else {}
         lines.update(command_lines)
         write_owned(paths.param, encode_params({**task.params, "_commands": lines}),
                     paths.param_spare, old is not None)
 
     def log_paths(self, task: Task, command: str, datetime: str) -> Tuple[str, Optional[str]]:
-        """(log of stdout, log of stderr or None when stderr goes to the same log)."""
         return self.paths(task.name).log(command, datetime), None
 
-    def pending_commands(self, task: Task, force: bool = False) -> List[str]:
-        """The task's commands that still have to run (all of them with `force`)."""
-        if force:
-            return list(task.commands)
-        stat = self.read_stat(task.name)
-        return [c for c in task.commands if not is_done(stat.get(c))]
+    # -- reading back ---------------------------------------------------------------------------
 
-    def run_table_path(self, run_id: str) -> str:
-        return os.path.join(self.output, RUNS_DIR, f"{run_id}.json")
-
-    def write_run_table(self, run_id: str, tasks: List[Task], info: Dict[str, Any]) -> str:
-        """Record the tasks an invocation sets out to run, so `run status` can list pending ones."""
-        path = self.run_table_path(run_id)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        write_json(path, make_task_table(self.output, self.no_param_dir, tasks, info), indent=None,
-                   sort_keys=False)
-        return path
-
-    def iter_run_tables(self) -> Iterator[Dict[str, Any]]:
-        directory = os.path.join(self.output, RUNS_DIR)
-        try:
-            names = sorted(os.listdir(directory))
-        except FileNotFoundError:
-            return
-        for name in names:
-            if name.endswith(".json"):
-                table = read_json(os.path.join(directory, name))
-                if table:
-                    yield table
-
-    def iter_task_dirs(self) -> Iterator[str]:
+    def iter_task_dirs(self):
         """Directories that hold a `param.json` or `stat.json`, in either layout."""
         for base in (self.output, os.path.join(self.output, TASK_STATE_DIR)):
             try:
@@ -175,33 +156,56 @@ class Store:
             except (FileNotFoundError, NotADirectoryError):
                 continue
             for entry in entries:
-                if entry.name.startswith(".") or not entry.is_dir():
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
                     continue
-                if (os.path.exists(os.path.join(entry.path, STAT_FILE))
-                        or os.path.exists(os.path.join(entry.path, PARAM_FILE))):
+                if (os.path.lexists(os.path.join(entry.path, STAT_FILE))
+                        or os.path.lexists(os.path.join(entry.path, PARAM_FILE))):
                     yield entry.path
 
+    def states(self) -> List[TaskState]:
+        states: Dict[str, TaskState] = {}
+        for directory in self.iter_task_dirs():
+            state = read_task_dir(directory)
+            states.setdefault(state.name, state)
+        for _, table in self.iter_run_tables():
+            for task in table["tasks"]:
+                known = states.get(task["name"])
+                if known is None:
+                    commands = {c: {"status": Status.PENDING.value} for c in task["commands"]}
+                    states[task["name"]] = TaskState(task["name"], Status.PENDING, commands,
+                                                     task.get("params") or {},
+                                                     self.paths(task["name"]).dir)
+                else:
+                    for command in task["commands"]:
+                        known.commands.setdefault(command, {"status": Status.PENDING.value})
+                    known.resummarize()
+        return sorted(states.values(), key=lambda s: s.name)
 
-def make_task_table(output: str, no_param_dir: bool, tasks: List[Task],
-                    info: Dict[str, Any]) -> Dict[str, Any]:
-    """The self-contained description of tasks that `run exec-task` executes anywhere."""
-    return {"version": 1, "output": output, "no_param_dir": no_param_dir, "cwd": os.getcwd(),
-            **info, "tasks": [t.to_json() for t in tasks]}
+    def state_of(self, name: str) -> TaskState:
+        return read_task_dir(self.paths(name).dir)
 
 
-def load_task_table(path: str) -> Dict[str, Any]:
-    table = read_json(path)
-    if not isinstance(table, dict) or "tasks" not in table:
-        raise StoreError(f"{path}: not a task table (expected a JSON object with 'tasks')")
-    return table
-
-
-def summarize_commands(stat: Dict[str, Any], commands: List[str]) -> Status:
-    """One state for a task from its commands' entries (running > failed > ... > done)."""
-    states = [Status(stat[c].get("status", "done" if stat[c].get("code") == 0 else "failed"))
-              if c in stat else Status.PENDING for c in commands]
-    for status in (Status.RUNNING, Status.FAILED, Status.TIMEOUT, Status.INTERRUPTED,
-                   Status.PENDING):
-        if status in states:
-            return status
-    return Status.DONE
+def read_task_dir(directory: str) -> TaskState:
+    """A task as its directory's `param.json` and `stat.json` describe it; a damaged file makes
+    it `unreadable`, with the reason in its note."""
+    note = ""
+    try:
+        params = parse_params(read_json(os.path.join(directory, PARAM_FILE)),
+                              os.path.join(directory, PARAM_FILE))
+    except (DamagedFileError, UnsafePathError) as e:
+        params, note = {}, str(e)
+    try:
+        stat = parse_stat(read_json(os.path.join(directory, STAT_FILE)),
+                          os.path.join(directory, STAT_FILE))
+    except (DamagedFileError, UnsafePathError) as e:
+        stat, note = {}, note or str(e)
+    name = params.get("_name") or os.path.basename(directory)
+    commands: Dict[str, Dict[str, Any]] = {}
+    for command in list(stat) + [c for c in params.get("_commands") or {} if c not in stat]:
+        entry = dict(stat.get(command) or {"status": Status.PENDING.value})
+        if entry.get("status") == Status.RUNNING.value and is_stale(entry):
+            entry["status"] = Status.INTERRUPTED.value
+            entry["note"] = "the invocation running it is gone"
+        commands[command] = entry
+    state = Status.UNREADABLE if note else summarize(commands)
+    return TaskState(name, state, commands, params, directory, note)

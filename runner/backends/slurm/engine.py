@@ -17,22 +17,26 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from runner.backends.base import Backend, CancelReport, SubmitReport, SubmitRequest
-from runner.backends.slurm.script import (GPU_OPTIONS, RUNNER_OPTIONS, AccountEntry, Needs, QueueEntry,
-                                   check_fits, group_by, make_array_range, make_command_line,
-                                   make_gres, make_sbatch_script, make_time_limit, parse_gres_gpus,
-                                   quote_slurm_filename, split_array)
+from runner.backends.base import CancelReport, Engine, RunReport, RunRequest
+from runner.backends.registry import ENGINES
 from runner.backends.slurm.commands import SlurmCommands, is_available
+from runner.backends.slurm.script import (GPU_OPTIONS, RUNNER_OPTIONS, AccountEntry, Needs,
+                                          QueueEntry, check_fits, group_by, make_array_range,
+                                          make_command_line, make_gres, make_sbatch_script,
+                                          make_time_limit, parse_gres_gpus, quote_slurm_filename,
+                                          split_array)
 from runner.errors import BackendError, ConfigError, ResourceError, UsageError, choices_text
+from runner.execution.executor import Events
 from runner.spec.profiles import Profile
-from runner.store.status import TaskState
-from runner.store.files import read_json, write_json
-from runner.store.sweep import SLURM_DIR, Store, make_task_table, summarize_commands
-from runner.task import Status, Task
+from runner.store.base import TaskStore, make_task_table
+from runner.store.files import make_directory, read_json, write_atomic, write_json
+from runner.store.state import TaskState
+from runner.task import CommandResult, Status, Task, TaskResult
 
+SLURM_DIR = ENGINES["slurm"].records
 SUBMISSION_FILE = "submission.json"
 DEFAULT_MAX_ARRAY_SIZE = 1001  # SLURM's default MaxArraySize
 POLL_SECONDS = 1.0
@@ -42,9 +46,9 @@ UNSET_GPUS = "unset CUDA_VISIBLE_DEVICES  # no GPU asked for: none from the subm
 class SubmissionPaths:
     """Every path of one submission directory."""
 
-    def __init__(self, output: str, submission: str):
+    def __init__(self, root: str, submission: str):
         self.id = submission
-        self.dir = os.path.abspath(os.path.join(output, SLURM_DIR, submission))
+        self.dir = os.path.abspath(os.path.join(root, SLURM_DIR, submission))
         self.record = os.path.join(self.dir, SUBMISSION_FILE)
         self.logs = os.path.join(self.dir, "logs")
 
@@ -72,9 +76,9 @@ class ArrayPlan:
     script: str = ""
 
 
-def read_submissions(store: Store) -> List[Dict[str, Any]]:
-    """Every submission record of an output directory, oldest first."""
-    base = os.path.join(store.output, SLURM_DIR)
+def read_submissions(store: TaskStore) -> List[Dict[str, Any]]:
+    """Every submission record of a task directory, oldest first."""
+    base = os.path.join(store.root, SLURM_DIR)
     try:
         names = os.listdir(base)
     except (FileNotFoundError, NotADirectoryError):
@@ -102,18 +106,70 @@ def job_ids(records: Iterable[Dict[str, Any]]) -> List[str]:
     return [a["job_id"] for r in records for a in r["arrays"] if a.get("job_id")]
 
 
-class SlurmBackend(Backend):
+class SlurmEngine(Engine):
     """Job arrays on a SLURM cluster, driven through its client programs."""
 
     name = "slurm"
 
     def __init__(self, commands: Optional[SlurmCommands] = None):
         self.commands = commands or SlurmCommands()
+        self._stopped = False
 
-    # -- submit ---------------------------------------------------------------------------------
+    # -- run: submit, and with `wait` follow the jobs to the end --------------------------------
 
-    def submit(self, request: SubmitRequest, dry_run: bool = False) -> SubmitReport:
-        profile = request.profile
+    def run(self, request: RunRequest, events: Events) -> RunReport:
+        submitted = self.submit(request)
+        for line in submitted.lines:
+            events.message(line)
+        report = RunReport(finished=False)
+        if request.dry_run or not request.settings.get("wait"):
+            return report
+        jobs = [j["job_id"] for j in submitted.jobs] + sorted(
+            {k.split("_")[0] for k in submitted.queued.values()})
+        names = [n for j in submitted.jobs for n in j["tasks"]] + list(submitted.queued)
+        if not names:
+            return report
+        started = time.monotonic()
+
+        def show(counts: Dict[str, int]) -> None:
+            text = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())) or "none left"
+            events.notice(f"[{time.monotonic() - started:6.1f}s] in the queue: {text}")
+
+        if not wait_for_jobs(self, jobs, show, stop=lambda: self._stopped):
+            report.lines = ["stopped waiting; the jobs go on (run cancel -o DIR stops them)"]
+            return report
+        wanted = set(names)
+        states = [s for s in self.refine(request.store, request.store.states())
+                  if s.name in wanted]
+        report.results = [result_of(state) for state in states]
+        report.finished = True
+        return report
+
+    def stop(self, kill: bool = False) -> None:
+        self._stopped = True
+
+    def launch_script(self, profile: Profile, command_line: str, runs: int, dry_run: bool,
+                      events: Events) -> RunReport:
+        from runner.backends.slurm.launch_script import make_launch_script, submit_launch_script
+
+        script = make_launch_script(profile, command_line, runs)
+        if dry_run:
+            return RunReport(finished=False, lines=[script.rstrip("\n")])
+        if not is_available():
+            raise BackendError(f"profile '{profile.name}' runs on cluster '{profile.host}', but "
+                               f"sbatch is not on PATH here; run this on the cluster's login "
+                               f"node, or add --dry-run to see the script")
+        job, path = submit_launch_script(script, profile, time.strftime("%Y-%m-%d.%H_%M_%S"),
+                                         self.commands)
+        array = f" ({runs} runs: array {job}_[0-{runs - 1}])" if runs > 1 else ""
+        return RunReport(finished=False,
+                         lines=[f"submitted job {job} to {profile.host}{array}; script {path}"])
+
+    def submit(self, request: RunRequest) -> "Submitted":
+        """Submit the tasks that are not done and not already queued; nothing on error."""
+        profile = request.profile or Profile(name="(none)", host="cluster", device="cpu",
+                                             source="--profile not given")
+        dry_run = request.dry_run
         check_profile(profile)
         if not dry_run and not is_available():
             raise BackendError("sbatch: not found on PATH; --backend slurm submits with SLURM's "
@@ -121,11 +177,12 @@ class SlurmBackend(Backend):
                                "shows the scripts anywhere)")
         store = request.store
         records = read_submissions(store)
-        report = SubmitReport(submission=None, directory=None)
+        report = Submitted(profile)
         queued = self._queued_tasks(records, report, dry_run)
         tasks = [t for t in request.tasks if t.name not in queued]
         report.queued = {t.name: queued[t.name] for t in request.tasks if t.name in queued}
         if not tasks:
+            report.describe(dry_run, store.root)
             return report
         needs = {t.name: task_needs(t, profile) for t in tasks}
         max_size, nodes = self._cluster_facts(report, dry_run)
@@ -137,14 +194,15 @@ class SlurmBackend(Backend):
                 raise ResourceError(
                     f"{_count(members)} ({_some(members)}) {problem}; lower gpus_per_task or "
                     f"choose a profile whose nodes are larger (nothing was submitted)")
-        paths = SubmissionPaths(store.output, new_submission_id(store, request.datetime))
+        paths = SubmissionPaths(store.root, new_submission_id(store, request.datetime))
         python = profile.python or sys.executable
         arrays = []
         for need, members in groups:
             for chunk in split_array(members, max_size):
                 index = len(arrays)
-                options = array_options(profile, need, len(chunk), request.max_parallel, paths,
-                                        store.output, os.getcwd())
+                options = array_options(profile, need, len(chunk),
+                                        request.settings.get("max_parallel"), paths, store.root,
+                                        os.getcwd())
                 script = make_array_script(options, profile, python, paths.table(index),
                                            request.grace, need.gpus)
                 arrays.append(ArrayPlan(index, need, chunk, options, script))
@@ -154,6 +212,7 @@ class SlurmBackend(Backend):
                         "needs": a.needs.describe(), "script": paths.script(a.index)}
                        for a in arrays]
         if dry_run:
+            report.describe(dry_run, store.root)
             return report
         for array in arrays:  # let sbatch judge every array before any is submitted
             try:
@@ -166,9 +225,10 @@ class SlurmBackend(Backend):
             request.prepare()
         record = self._write_submission(request, paths, arrays)
         self._submit_arrays(record, paths, arrays, report, store)
+        report.describe(dry_run, store.root)
         return report
 
-    def _queued_tasks(self, records, report: SubmitReport, dry_run: bool) -> Dict[str, str]:
+    def _queued_tasks(self, records, report: "Submitted", dry_run: bool) -> Dict[str, str]:
         """task -> its element still pending or running from an earlier submission."""
         ids = job_ids(records)
         if not ids:
@@ -182,7 +242,7 @@ class SlurmBackend(Backend):
             return {}
         return {name: key for name, key, _ in iter_elements(records) if key in queue}
 
-    def _cluster_facts(self, report: SubmitReport, dry_run: bool):
+    def _cluster_facts(self, report: "Submitted", dry_run: bool):
         try:
             return self.commands.max_array_size(), self.commands.nodes()
         except BackendError as e:
@@ -192,21 +252,21 @@ class SlurmBackend(Backend):
                                 f"{DEFAULT_MAX_ARRAY_SIZE}")
             return DEFAULT_MAX_ARRAY_SIZE, []
 
-    def _write_submission(self, request: SubmitRequest, paths: SubmissionPaths,
+    def _write_submission(self, request: RunRequest, paths: SubmissionPaths,
                           arrays: List[ArrayPlan]) -> Dict[str, Any]:
         store = request.store
-        os.makedirs(paths.logs)
-        info = {"datetime": request.datetime, "config": request.config_path,
-                "force": request.force, "submission": paths.id}
+        make_directory(paths.logs)
+        info = {**request.info, "datetime": request.datetime, "force": request.force,
+                "submission": paths.id}
         for array in arrays:
-            write_json(paths.table(array.index),
-                       make_task_table(store.output, store.no_param_dir, array.tasks, info),
+            write_json(paths.table(array.index), make_task_table(store, array.tasks, info),
                        indent=None, sort_keys=False)
-            _write_text(paths.script(array.index), array.script)
+            write_atomic(paths.script(array.index), array.script.encode())
+        profile = request.profile
         record = {"version": 1, "id": paths.id, "submitted_at": time.time(),
-                  "datetime": request.datetime, "output": store.output, "cwd": os.getcwd(),
-                  "config": request.config_path, "profile": request.profile.to_json(),
-                  "max_parallel": request.max_parallel, **request.info,
+                  "datetime": request.datetime, "output": store.root, "cwd": os.getcwd(),
+                  "profile": profile.to_json() if profile else None,
+                  "max_parallel": request.settings.get("max_parallel"), **request.info,
                   "arrays": [{"index": a.index, "job_id": None, "script": os.path.basename(
                       paths.script(a.index)), "table": os.path.basename(paths.table(a.index)),
                               "gpus_per_task": a.needs.gpus, "time": a.needs.time,
@@ -216,7 +276,7 @@ class SlurmBackend(Backend):
         return record
 
     def _submit_arrays(self, record, paths: SubmissionPaths, arrays: List[ArrayPlan],
-                       report: SubmitReport, store: Store) -> None:
+                       report: "Submitted", store: TaskStore) -> None:
         for array, entry, job in zip(arrays, record["arrays"], report.jobs):
             try:
                 entry["job_id"] = job["job_id"] = self.commands.submit(paths.script(array.index))
@@ -224,7 +284,7 @@ class SlurmBackend(Backend):
                 done = [a["job_id"] for a in record["arrays"] if a["job_id"]]
                 raise BackendError(
                     f"{e}; " + (f"arrays already submitted: {', '.join(done)} (run cancel -o "
-                                f"{store.output} stops them)" if done else "nothing was submitted")
+                                f"{store.root} stops them)" if done else "nothing was submitted")
                 ) from None
             finally:
                 write_json(paths.record, record, sort_keys=False)
@@ -234,7 +294,7 @@ class SlurmBackend(Backend):
     def queue(self, jobs: Iterable[str]) -> Dict[str, QueueEntry]:
         return self.commands.queue(jobs)
 
-    def merge_states(self, store: Store, states: List[TaskState]) -> List[TaskState]:
+    def refine(self, store: TaskStore, states: List[TaskState]) -> List[TaskState]:
         records = read_submissions(store)
         latest: Dict[str, Tuple[str, Dict[str, Any]]] = {}
         for name, key, record in iter_elements(records):
@@ -263,13 +323,13 @@ class SlurmBackend(Backend):
         for name, (key, record) in latest.items():
             state = by_name.get(name)
             if state is not None:
-                log = SubmissionPaths(store.output, record["id"]).log(key)
+                log = SubmissionPaths(store.root, record["id"]).log(key)
                 merge_task_state(state, key, queue, accounting, log)
         return states
 
     # -- cancel ---------------------------------------------------------------------------------
 
-    def cancel(self, store: Store, submission: Optional[str] = None,
+    def cancel(self, store: TaskStore, submission: Optional[str] = None,
                wait: float = 0.0) -> CancelReport:
         records = read_submissions(store)
         if submission is not None:
@@ -277,30 +337,29 @@ class SlurmBackend(Backend):
             records = [r for r in records if r["id"] == submission]
             if not records:
                 raise UsageError(f"--submission {submission}: no such submission in "
-                                 f"{os.path.join(store.output, SLURM_DIR)}; submissions are "
+                                 f"{os.path.join(store.root, SLURM_DIR)}; submissions are "
                                  f"{choices_text(known)}")
         queue = self.commands.queue(job_ids(records))
         report = CancelReport()
         if not queue:
             return report
-        report.jobs = sorted({key.split("_")[0] for key in queue}, key=lambda j: int(j))
+        jobs = sorted({key.split("_")[0] for key in queue}, key=lambda j: int(j))
         report.tasks = [name for name, key, _ in iter_elements(records) if key in queue]
-        self.commands.cancel(report.jobs)
+        self.commands.cancel(jobs)
+        report.lines.append(f"cancelled {len(jobs)} SLURM job{'s' if len(jobs) != 1 else ''} "
+                            f"({', '.join(jobs)}) holding {len(report.tasks)} "
+                            f"task{'s' if len(report.tasks) != 1 else ''}")
         deadline = time.monotonic() + wait
         while wait and time.monotonic() < deadline:
-            left = self.commands.queue(report.jobs)
+            left = self.commands.queue(jobs)
             if not left:
                 break
             time.sleep(POLL_SECONDS)
         else:
             if wait:
-                report.left = sorted({k.split("_")[0] for k in self.commands.queue(report.jobs)})
+                report.left = [f"SLURM job {j}" for j in sorted(
+                    {k.split("_")[0] for k in self.commands.queue(jobs)})]
         return report
-
-
-def merge_queue_states(store: Store, states: List[TaskState]) -> List[TaskState]:
-    """The hook `runner.status.collect_states` calls for an output directory with submissions."""
-    return SlurmBackend().merge_states(store, states)
 
 
 # -- pure parts of submit and status --------------------------------------------------------------
@@ -355,21 +414,29 @@ def array_options(profile: Profile, needs: Needs, count: int, max_parallel: Opti
     return options
 
 
+# What `stat.json` records of the SLURM job that ran a command (`run exec-task --record`).
+RECORDED_VARIABLES = (("slurm_job_id", "SLURM_JOB_ID"), ("slurm_array_job_id", "SLURM_ARRAY_JOB_ID"),
+                      ("slurm_array_task_id", "SLURM_ARRAY_TASK_ID"),
+                      ("slurm_node", "SLURMD_NODENAME"))
+
+
 def make_array_script(options: Dict[str, Any], profile: Profile, python: str, table: str,
                       grace: float, gpus: int = 1) -> str:
     """The batch script of one array: each element runs its task of `table` with the core's
-    single-task executor (`$SLURM_ARRAY_TASK_ID` picks the task). SLURM sets
-    `CUDA_VISIBLE_DEVICES` for the GPUs it binds; without GPUs none may leak in from the shell
-    that ran sbatch (its environment is exported to the job)."""
+    single-task executor (`$SLURM_ARRAY_TASK_ID` picks the task; the job's ids and node are
+    recorded in `stat.json`). SLURM sets `CUDA_VISIBLE_DEVICES` for the GPUs it binds; without
+    GPUs none may leak in from the shell that ran sbatch (its environment is exported)."""
     command = make_command_line([python, "-m", "runner", "exec-task", table, "--grace",
                                  f"{grace:g}"])
+    records = " ".join(f'--record {key}="${{{variable}}}"' for key, variable in RECORDED_VARIABLES)
     env = list(profile.env) + ([] if gpus else [UNSET_GPUS])
-    return make_sbatch_script(options, env, "exec " + command)
+    return make_sbatch_script(options, env,
+                              f'exec {command} "$SLURM_ARRAY_TASK_ID" {records}')
 
 
-def new_submission_id(store: Store, datetime: str) -> str:
+def new_submission_id(store: TaskStore, datetime: str) -> str:
     """`<datetime>`, or `<datetime>.<n>` when that second already has a submission."""
-    base = os.path.join(store.output, SLURM_DIR)
+    base = os.path.join(store.root, SLURM_DIR)
     candidate, n = datetime, 1
     while os.path.exists(os.path.join(base, candidate)):
         n += 1
@@ -391,12 +458,13 @@ def _needs_accounting(state: TaskState, latest, queue: Dict[str, QueueEntry]) ->
         for e in state.commands.values())
 
 
-def _refresh(store: Store, state: TaskState) -> None:
-    stat = store.read_stat(state.name)
-    for command, entry in stat.items():
-        if command in state.commands and isinstance(entry, dict):
+def _refresh(store: TaskStore, state: TaskState) -> None:
+    """Read a task's files again (it may have ended since they were first read)."""
+    fresh = store.state_of(state.name)
+    for command, entry in fresh.commands.items():
+        if command in state.commands:
             state.commands[command] = dict(entry)
-    state.state = summarize_commands(state.commands, list(state.commands))
+    state.resummarize()
 
 
 # SLURM's end state of a job that ended without the runner recording it -> our status.
@@ -440,7 +508,7 @@ def merge_task_state(state: TaskState, key: str, queue: Dict[str, QueueEntry],
                                                            f"limit")
             ended[command] = record.state
     if ended:
-        state.state = summarize_commands(state.commands, list(state.commands))
+        state.resummarize()
         state.note = "SLURM: " + ", ".join(f"{c} {s}" for c, s in ended.items())
         return
     if state.state is not Status.PENDING:
@@ -460,8 +528,12 @@ def merge_task_state(state: TaskState, key: str, queue: Dict[str, QueueEntry],
         state.note = f"SLURM job {key} {record.state} before the task ran; see {log}"
 
 
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" + ("" if count == 1 else "s")
+
+
 def _count(tasks: List[Task]) -> str:
-    return f"{len(tasks)} task" + ("" if len(tasks) == 1 else "s")
+    return plural(len(tasks), "task")
 
 
 def _some(tasks: List[Task], limit: int = 3) -> str:
@@ -469,20 +541,13 @@ def _some(tasks: List[Task], limit: int = 3) -> str:
     return names + (f" and {len(tasks) - limit} more" if len(tasks) > limit else "")
 
 
-def _write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def wait_for_jobs(backend: SlurmBackend, jobs: List[str],
+def wait_for_jobs(engine: SlurmEngine, jobs: List[str],
                   on_change: Callable[[Dict[str, int]], None],
                   poll: float = POLL_SECONDS, stop: Optional[Callable[[], bool]] = None) -> bool:
     """Poll the queue until these jobs left it (True), or `stop()` says to give up (False)."""
     last: Optional[Dict[str, int]] = None
     while True:
-        queue = backend.queue(jobs)
+        queue = engine.queue(jobs)
         counts: Dict[str, int] = {}
         for entry in queue.values():
             counts[entry.state] = counts.get(entry.state, 0) + 1
@@ -494,3 +559,55 @@ def wait_for_jobs(backend: SlurmBackend, jobs: List[str],
         if stop is not None and stop():
             return False
         time.sleep(poll)
+
+
+@dataclass
+class Submitted:
+    """What a submission did: which jobs hold which tasks, what it left out and why."""
+
+    profile: Profile
+    submission: Optional[str] = None  # id, None when nothing was submitted
+    directory: Optional[str] = None
+    jobs: List[Dict[str, Any]] = field(default_factory=list)  # per array: job id, tasks, needs
+    queued: Dict[str, str] = field(default_factory=dict)  # task -> job still queued, left out
+    notes: List[str] = field(default_factory=list)
+    scripts: List[str] = field(default_factory=list)  # script texts (for --dry-run)
+    lines: List[str] = field(default_factory=list)
+
+    def describe(self, dry_run: bool, root: str) -> None:
+        """The lines the CLI shows for this submission."""
+        lines = self.lines = []
+        if self.queued:
+            jobs = sorted(set(self.queued.values()))
+            lines.append(f"already queued or running, not submitted again: {len(self.queued)} "
+                         f"({', '.join(jobs[:5])}{' ...' if len(jobs) > 5 else ''})")
+        lines.extend(f"note: {n}" for n in self.notes)
+        for job in self.jobs:
+            lines.append(f"{'would submit' if dry_run else 'submitted'} "
+                         f"{'array' if job['job_id'] is None else 'job ' + job['job_id']}: "
+                         f"{plural(len(job['tasks']), 'task')}, {job['needs']}, "
+                         f"script {job['script']}")
+        if dry_run:
+            for job, script in zip(self.jobs, self.scripts):
+                lines.append(f"--- {job['script']}")
+                lines.append(script.rstrip("\n"))
+        elif not self.jobs:
+            lines.append("nothing to submit: " + ("every selected command is done"
+                                                  if not self.queued else
+                                                  "the rest is already in the queue"))
+        else:
+            lines.append(f"submission {self.submission}: run status -o {root} shows the "
+                         f"tasks, run cancel -o {root} stops them")
+
+
+def result_of(state: TaskState) -> TaskResult:
+    """A task's result as its files (refined by the queue) say, for the summary of `--wait`."""
+    task = Task(state.name, state.params, {c: c for c in state.commands})
+    result = TaskResult(task, None, status=state.state)
+    for command, entry in state.commands.items():
+        status = Status(entry.get("status") or Status.PENDING.value)
+        result.commands.append(CommandResult(
+            command=command, status=status, exit_status=entry.get("exit_status"),
+            signal=entry.get("signal"), duration=entry.get("duration") or 0.0,
+            log=entry.get("log"), err_log=entry.get("err_log")))
+    return result
