@@ -34,7 +34,7 @@ def collect_states(output: str):
     """(store, states) of a task directory of any kind: its files, refined by the engines that
     ran its tasks (the queue of a SLURM submission), in natural order of name."""
     from runner.backends.registry import engines_in
-    from runner.store.base import open_directory
+    from runner.store import open_directory
 
     store = open_directory(output)
     states = store.states()

@@ -14,7 +14,8 @@ import pytest
 from support import processes_in_group, read_json, run_process, wait_for
 from runner.errors import ResourceError
 from runner.gpu.fake import FakeGpu, FakeGpus
-from runner.gpu.query import FAKE_GPUS_ENV, GpuUnavailable, NvmlGpus, format_bytes, open_gpus
+from runner.gpu import open_gpus
+from runner.gpu.query import FAKE_GPUS_ENV, GpuUnavailable, NvmlGpus, format_bytes
 
 GIB = 2 ** 30
 

@@ -19,7 +19,8 @@ from typing import Optional
 from runner.backends.base import CancelReport, Engine, RunReport, RunRequest
 from runner.errors import DamagedFileError, RunnerError, UnsafePathError
 from runner.execution.executor import Events, TaskExecutor
-from runner.execution.process import ProcessGroups, gpu_environment
+from runner.execution.process import ProcessGroups
+from runner.gpu.binding import gpu_environment
 from runner.execution.scheduler import Scheduler
 from runner.identity import describe_invocation, is_live_invocation
 from runner.store.base import TaskStore

@@ -1,5 +1,5 @@
 """`run cancel -o DIR`: stop what every engine runs for a task directory: a local `run` in
-another terminal (asked to stop as Ctrl-C would), SLURM jobs (scancel).
+another terminal (asked to stop as Ctrl-C would), the jobs of a cluster's queue.
 
 Cancelled tasks that had started record `interrupted`; running the same command again runs only
 what is not done.
@@ -29,7 +29,7 @@ def make_parser() -> ArgumentParser:
 @command
 def main(argv: List[str]) -> int:
     from runner.backends.registry import engines_in
-    from runner.store.base import open_directory
+    from runner.store import open_directory
 
     args = make_parser().parse_args(argv)
     store = open_directory(args.output)

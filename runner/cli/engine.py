@@ -29,13 +29,13 @@ def add_engine_arguments(parser) -> None:
                        help="where tasks run: here (local, the default) or as SLURM job arrays; "
                             "a profile may name its engine instead")
     group.add_argument("--profile", metavar="NAME",
-                       help="the profile that says where and how tasks run (sbatch resources, "
+                       help="the profile that says where and how tasks run (cluster resources, "
                             "env lines, engine)")
     group.add_argument("--profiles", metavar="FILE",
                        help="profile file (config.json or YAML) searched before the YAML's own "
                             "'profiles:', ./config.json, ./profiles.yaml and ~/.config/runner/")
     group.add_argument("--max-parallel", type=int, metavar="N",
-                       help="at most N tasks of each job array run at once (sbatch --array=...%%N)")
+                       help="at most N tasks of each job array run at once")
     group.add_argument("--wait", action="store_true",
                        help="with a cluster engine: wait until the jobs have ended, then report")
 

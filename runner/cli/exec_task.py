@@ -36,8 +36,10 @@ def main(argv: List[str]) -> int:
     from runner.cli.console import Console
     from runner.errors import UsageError
     from runner.execution.executor import ExecOptions, TaskExecutor
-    from runner.execution.process import CUDA_VISIBLE_DEVICES, ProcessGroups
-    from runner.store.base import load_task_table, open_store
+    from runner.execution.process import ProcessGroups
+    from runner.gpu.binding import CUDA_VISIBLE_DEVICES
+    from runner.store import open_store
+    from runner.store.base import load_task_table
     from runner.task import Slot, Task
 
     args = make_parser().parse_args(argv)

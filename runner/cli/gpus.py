@@ -23,8 +23,8 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.gpu.query import open_gpus
-    from runner.store.base import open_directory
+    from runner.gpu import open_gpus
+    from runner.store import open_directory
 
     args = make_parser().parse_args(argv)
     output = args.output
@@ -49,7 +49,7 @@ def main(argv: List[str]) -> int:
 def _running_commands(output: str) -> Dict[str, List[Dict[str, Any]]]:
     """'pid' -> [the running command], 'bound' -> every running command (from stat.json)."""
     from runner.identity import HOST
-    from runner.store.base import open_directory
+    from runner.store import open_directory
 
     by_pid: Dict[int, Dict[str, Any]] = {}
     running = []

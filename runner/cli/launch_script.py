@@ -1,5 +1,5 @@
 """`run launch-script [--runs N] [--dry-run] PROFILE SCRIPT [FLAGS...]`: run one script with a
-profile, here (`host: local`) or as an sbatch job (any other host).
+profile, here (`host: local`) or as a cluster job (any other host).
 
 Options of launch-script go before PROFILE; everything after SCRIPT is passed to the script
 as it is. `.py` scripts run with Python, `.sh` scripts with bash.
@@ -29,7 +29,7 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("--runs", type=int, default=1, metavar="N",
                         help="run N times: in sequence here, or as an array of N on a cluster")
     parser.add_argument("--dry-run", action="store_true",
-                        help="print what would run (the sbatch script); run and submit nothing")
+                        help="print what would run (the batch script); run and submit nothing")
     parser.add_argument("--profiles", metavar="FILE", help="profile file searched first")
     parser.add_argument("profile", help="profile name")
     parser.add_argument("script", help="the script or program to run")

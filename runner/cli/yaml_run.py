@@ -19,7 +19,7 @@ document maps params to lists of values. Finished commands are recorded in
 
 
 def make_parser() -> ArgumentParser:
-    from runner.cli import SUBCOMMANDS
+    from runner.cli.subcommands import SUBCOMMANDS
 
     width = max(len(name) for name in SUBCOMMANDS)
     epilog = "subcommands:\n" + "\n".join(

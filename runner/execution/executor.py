@@ -24,9 +24,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from runner.errors import DamagedFileError, UnsafePathError
-from runner.execution.process import (CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_ID, Child,
-                                      ProcessGroups, gpu_environment, signal_group, stop_group)
+from runner.errors import DamagedFileError, UnsafePathError, WriteError
+from runner.execution.process import Child, ProcessGroups, signal_group, stop_group
+from runner.gpu.binding import CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_ID, gpu_environment
 from runner.identity import HOST, MARKER, invocation_mark, is_ours, start_time
 from runner.store.base import TaskStore
 from runner.store.files import open_append
@@ -38,7 +38,7 @@ _COMPOUND = re.compile(r"[;&|<>()`\n]|\$\(")
 _STOP_CODES = frozenset(c for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
                         for c in (-s, 128 + s))
 # How long a command ended by a stop signal waits for the runner's own stop before it counts as
-# failed: `scancel`, `kill -- -PGID` of a whole tree or a container stop signal every process,
+# failed: a cluster's cancel, `kill -- -PGID` of a whole tree or a container stop signal every process,
 # the command first as often as not
 STOP_WINDOW = 1.0
 
@@ -143,6 +143,8 @@ class TaskExecutor:
         except UnsafePathError as e:  # this task's problem only: it does not run, others go on
             self.events.task_refused(task, slot, str(e))
             return TaskResult(task, slot, status=Status.FAILED, error=str(e))
+        except OSError as e:  # the disk or the permissions failed us: the whole run stops
+            raise WriteError(e.filename or self.store.root, e) from None
 
     def _run_locked(self, task: Task, slot: Slot) -> TaskResult:
         try:

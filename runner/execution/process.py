@@ -15,24 +15,8 @@ import threading
 import time
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Union
 
-CUDA_VISIBLE_DEVICES = "CUDA_VISIBLE_DEVICES"
-CUDA_DEVICE_ORDER = "CUDA_DEVICE_ORDER"
-PCI_BUS_ID = "PCI_BUS_ID"
 SHELL = "/bin/sh"
 DEFAULT_GRACE = 10.0  # seconds between TERM and KILL
-
-
-def gpu_environment(base: Mapping[str, str], gpus: Optional[Sequence[str]]) -> Dict[str, str]:
-    """The environment of a command bound to `gpus` (None: leave the GPU variables alone)."""
-    env = dict(base)
-    if gpus is not None:
-        env[CUDA_VISIBLE_DEVICES] = ",".join(gpus)
-        env[CUDA_DEVICE_ORDER] = PCI_BUS_ID
-    return env
-
-
-
-
 
 
 def signal_group(pgid: int, sig: int) -> bool:

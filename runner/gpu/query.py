@@ -4,15 +4,14 @@
 utilisation and processes now). `NvmlGpus` asks the NVIDIA driver through NVML (the `pynvml`
 module of NVIDIA's `nvidia-ml-py`, imported in `_import_pynvml` and nowhere else); `FakeGpus`
 follows a script of memory, utilisation and foreign processes over time, for tests and benches.
-`open_gpus()` picks one: the fake when `$RUNNER_FAKE_GPUS` names a JSON file (a testing aid),
+`runner.gpu.open_gpus()` picks one: the fake when `$RUNNER_FAKE_GPUS` names a JSON file (a testing aid),
 NVML otherwise. Indices are NVML's, which are CUDA's under `CUDA_DEVICE_ORDER=PCI_BUS_ID`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from runner.errors import ResourceError
 
@@ -76,19 +75,6 @@ class GpuQuery:
 
     def close(self) -> None:
         """Release what the query holds (idempotent)."""
-
-
-def open_gpus(environ: Mapping[str, str] = os.environ) -> GpuQuery:
-    """The machine's GPUs: fake ones from `$RUNNER_FAKE_GPUS` (a JSON file), else NVML.
-
-    Raises GpuUnavailable with the reason when there is no GPU information at all.
-    """
-    path = environ.get(FAKE_GPUS_ENV)
-    if path:
-        from runner.gpu.fake import FakeGpus
-
-        return FakeGpus.load(path)
-    return NvmlGpus()
 
 
 def format_bytes(size: Optional[float]) -> str:

@@ -18,8 +18,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from runner.gpu.admission import Admission, PoolGpu
 from runner.spec.config import AUTO_RESOURCE
 from runner.errors import ResourceError
-from runner.gpu.query import GpuDevice, GpuQuery, GpuUnavailable, format_bytes, open_gpus
-from runner.execution.process import CUDA_VISIBLE_DEVICES
+from runner.gpu import open_gpus
+from runner.gpu.query import GpuDevice, GpuQuery, GpuUnavailable, format_bytes
+from runner.gpu.binding import CUDA_VISIBLE_DEVICES
 from runner.task import Slot, Task
 
 GPU_SETTINGS = ("gpus_per_task", "gpu_memory", "max_gpu_util")

@@ -12,7 +12,7 @@ whatever wrote its directory and wherever it ran:
 * records: `write_run_table` (the tasks an invocation set out to run, and who runs them),
   `iter_run_tables`, `state_dir` (where engines keep their records);
 * reading back: `states()` (for `run status`, `run results`), `state_of(name)`, `describe()` (a JSON description
-  from which `open_store` opens the same store on another machine: `run exec-task`).
+  from which `runner.store.open_store` opens the same store on another machine: `run exec-task`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, ContextManager, Dict, Iterator, List, Optional, Tuple
 
-from runner.errors import DamagedFileError, StoreError, UnsafePathError
+from runner.errors import DamagedFileError, UnsafePathError
 from runner.store.files import FileLock, make_directory, read_json, write_json
 from runner.store.state import TaskState
 from runner.task import Task
@@ -161,33 +161,3 @@ def parse_task_table(table: Any, path: str) -> Dict[str, Any]:
 
 def load_task_table(path: str) -> Dict[str, Any]:
     return parse_task_table(read_json(path), path)
-
-
-def open_store(description: Dict[str, Any]) -> TaskStore:
-    """The store a task table's `store` describes."""
-    kind = description.get("kind")
-    if kind == "sweep":
-        from runner.store.sweep import SweepStore
-
-        return SweepStore(description["root"], no_param_dir=description.get("no_param_dir", False))
-    if kind == "runfile":
-        from runner.store.runfile import RunfileStore
-
-        return RunfileStore(description["root"], description.get("metadata") or "metadata.json")
-    raise StoreError(f"unknown kind of task directory {kind!r} in a task table")
-
-
-def open_directory(path: str) -> TaskStore:
-    """The store of an existing directory of any kind: a runfile's (`runs/<name>`: a
-    `metadata.json` or `logs/`) or a sweep's output. StoreError when there is no directory."""
-    if not os.path.isdir(path):
-        raise StoreError(f"-o {path}: no such output directory; pass the directory a run wrote "
-                         f"with -o DIR (or a launch's runs/<name>)")
-    from runner.store.runfile import LOGS_DIR, METADATA_FILE, RunfileStore
-
-    if os.path.isfile(os.path.join(path, METADATA_FILE)) or os.path.isdir(
-            os.path.join(path, LOGS_DIR)):
-        return RunfileStore(path)
-    from runner.store.sweep import SweepStore
-
-    return SweepStore(path)
