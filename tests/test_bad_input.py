@@ -53,8 +53,6 @@ def assert_nothing_written(workdir: Path, before: set) -> None:
       "template 'train' uses 'bs', which 1 task has no value for (Lr_1)",
       "template 'test' uses 'lr'"]),
     ("template:\n  train: echo {x}\n---\nx: [null]\n", ["'x' is null"]),
-    ("template:\n  train: echo {x}\n---\nx: ['a/b', 'a_b']\n",
-     ["two different tasks would both be named 'X_a_b'", "{x: 'a/b'}", "{x: 'a_b'}"]),
     ("template:\n  train: echo {p}\npack:\n  p: [a]\n---\np: [1]\n", ["uses the pack 'p'"]),
     ("template:\n  train: echo {a}\npack:\n  p: [a]\n---\na: [1]\np: [2]\n",
      ["the pack 'p' sets 'a', which the document also sets explicitly"]),

@@ -73,7 +73,8 @@ def test_reserved_params():
         a: [1]
     """, output="./results/")
     task = plan.tasks[0]
-    assert task.params == {"a": 1, "_name": "A_1", "_output": "results/A_1", "_datetime": "DT"}
+    assert task.params == {"a": 1, "_name": "A_1", "_output": "results/A_1", "_datetime": "DT",
+                           "_time": "DT"}
     assert task.commands["t"] == "echo A_1 results/A_1 DT"
 
 
@@ -127,7 +128,8 @@ def test_list_pack_gives_every_param_the_value():
     """)
     assert names(plan) == ["PaReplace_1", "PaReplace_2"]
     assert plan.tasks[1].params == {"curl": 2, "bracket": 2, "_name": "PaReplace_2",
-                                    "_output": "out/PaReplace_2", "_datetime": "DT"}
+                                    "_output": "out/PaReplace_2", "_datetime": "DT",
+                                    "_time": "DT"}
 
 
 def test_mapping_pack_selects_params_by_value():
@@ -221,9 +223,13 @@ def test_large_sweep_has_unique_names():
     assert len(set(names(plan))) == len(plan.tasks) == 80
 
 
-def test_a_string_and_a_number_that_print_alike_are_a_collision():
-    with pytest.raises(ConfigError, match=r"both be named 'A_0.1': \{a: 0.1\} .* \{a: '0.1'\}"):
-        plan_of("template:\n  t: echo {a}\n---\na: [0.1, '0.1']\n")
+def test_a_string_and_a_number_that_print_alike_get_a_hash_each():
+    plan = plan_of("template:\n  t: echo {a}\n---\na: [0.1, '0.1', 0.2]\n")
+    first, second, third = names(plan)
+    assert first.startswith("A_0.1~") and second.startswith("A_0.1~") and first != second
+    assert third == "A_0.2"  # a value that collides with nothing keeps its plain text
+    assert names(plan_of("template:\n  t: echo {a}\n---\na: [0.1, '0.1', 0.2]\n")) == [
+        first, second, third]
 
 
 def test_settings_come_from_document_0_and_params_override_them():

@@ -186,9 +186,10 @@ def parse_profiles(data: Any, source: str) -> Dict[str, Profile]:
 
 def load_profiles_file(path: str) -> Dict[str, Profile]:
     """The profiles of a `config.json` (launcher format) or a YAML file with `profiles:`."""
+    from runner.spec.yamlfile import read_yaml_text
+
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = read_yaml_text(path)
     except FileNotFoundError:
         raise ConfigError(f"--profiles {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -202,11 +203,11 @@ def _profiles_data(text: str, path: str) -> Any:
     if path.endswith(".json"):
         try:
             return json.loads(text)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested very deep
             json_error = e
     else:
         json_error = None
-    from runner.spec.config import parse_yaml_documents
+    from runner.spec.yamlfile import parse_yaml_documents
 
     try:
         docs = [data for data, _ in parse_yaml_documents(text, path)]
