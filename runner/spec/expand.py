@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from runner.spec.config import Config, Document
 from runner.errors import ConfigError, UsageError, choices_text, did_you_mean
-from runner.spec.naming import Namer, freeze, join_name
+from runner.spec.naming import MAX_NAME_BYTES, Namer, freeze, join_name
 from runner.spec.settings import SETTINGS, parse_setting
 from runner.task import Task
 from runner.spec.template import RenderError, Template
@@ -32,6 +32,7 @@ TIME_FORMAT = "%Y%m%d.%H%M%S"  # `{_time}`, as mlrunner writes it
 LOG_NAME = "log.{command}.{datetime}"  # a command's log; `.<name>` follows with --no-param-dir
 DEFAULT_NAME_MAX = 255  # bytes in one file name, where the file system does not say
 MAX_LISTED = 3  # tasks named per problem in an error message
+SHORT_NAME = MAX_NAME_BYTES // 4  # characters that fit in MAX_NAME_BYTES whatever they are
 
 
 @dataclass
@@ -310,7 +311,10 @@ class _Expander:
                 self.duplicates += 1
                 self._merge_commands(kept, templates)
                 continue
-            name = join_name([f[i] for f, i in zip(fragments, combo)])
+            name = "-".join([f[i] for f, i in zip(fragments, combo)])
+            if not name or name[0] in ".-" or len(name) > SHORT_NAME and (
+                    len(name) > MAX_NAME_BYTES or not name.isascii()):
+                name = join_name([name])
             if name in self.names:
                 other, other_doc = self.names[name]
                 raise ConfigError(
@@ -392,7 +396,10 @@ class _Expander:
         if not tasks:
             return
         limit = name_max(self.output)
-        longest = max(tasks, key=lambda t: len(t.name.encode("utf-8")))
+        if self.namer.is_ascii:  # bytes are characters: find the longest without encoding
+            longest = tasks[max(range(len(tasks)), key=[len(t.name) for t in tasks].__getitem__)]
+        else:
+            longest = max(tasks, key=lambda t: len(t.name.encode("utf-8")))
         size = len(longest.name.encode("utf-8"))
         if size > limit:
             raise ConfigError(f"{self.config.path}: task '{longest.name}': its name is {size} "
@@ -440,7 +447,7 @@ def expand(config: Config, selection: Selection, output: str, datetime: str,
             gc.enable()
     expander.check(tasks)
     orphans = [p for p in expander.all_params if p not in expander.used_params
-               and p not in SETTINGS]
+               and p not in SETTINGS and p not in expander.groups]  # a group's name picks it
     used = [c for c in commands if any(c in t.commands for t in tasks)] if any(
         d.commands is not None for d in documents) else commands
     return Plan(tasks=tasks, commands=used, duplicates=expander.duplicates, orphans=orphans,

@@ -155,6 +155,8 @@ class Namer:
             texts.update(_told_apart(groups, value_digest))
             self._entries[key] = {frozen[i]: f"{self._keys[key]}_{texts[i]}"
                                   for i in range(len(frozen))}
+        self.is_ascii = all(entry.isascii() for entries in self._entries.values()
+                            for entry in entries.values())
 
     @staticmethod
     def _key_texts(keys: List[str]) -> Dict[str, str]:
