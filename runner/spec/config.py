@@ -143,8 +143,8 @@ def parse_config(text: str, path: str = DEFAULT_CONFIG) -> Config:
                               f"{CONFIG_KEYS[name]}, found {_kind(value)}")
         return value
 
-    templates = _parse_templates(section("template", dict, required=True),
-                                 where, keys.get("template"))
+    templates = _parse_templates(section("template", dict, required=True), where,
+                                 keys.get("template"), _value_node(node, "template"))
     resource = _parse_resource(data["resource"], where, keys.get("resource")) if (
         "resource" in data) else None
     defaults = section("default", dict)
@@ -183,26 +183,36 @@ def parse_config(text: str, path: str = DEFAULT_CONFIG) -> Config:
                   extra=extra, text=text)
 
 
-def _parse_templates(value: Dict[Any, Any], where: _Where, node: Any) -> Dict[str, str]:
+def _value_node(node: Any, key: str) -> Any:
+    """The node of `key`'s value in a mapping node (None if absent)."""
+    if node is None or node.id != "mapping":
+        return None
+    return next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+
+
+def _parse_templates(value: Dict[Any, Any], where: _Where, node: Any,
+                     body: Any = None) -> Dict[str, str]:
     if not value:
         raise ConfigError(f"{where(node, 'document 0 (the config)', 'template')}is empty; add at "
                           f"least one command, e.g. 'train: python train.py --lr {{lr}}'")
     templates = {}
+    entries = _key_nodes(body)
     for name, command in value.items():
+        at = entries.get(name, node)  # errors point at the template's own line
         if not isinstance(name, str) or not _COMMAND_NAME.match(name):
-            raise ConfigError(f"{where(node, 'document 0 (the config)', f'template.{name}')}a "
+            raise ConfigError(f"{where(at, 'document 0 (the config)', f'template.{name}')}a "
                               f"command name must be letters, digits and _.+=,- (it names log files)")
         if not isinstance(command, str) or not command.strip():
-            raise ConfigError(f"{where(node, 'document 0 (the config)', f'template.{name}')}expected "
+            raise ConfigError(f"{where(at, 'document 0 (the config)', f'template.{name}')}expected "
                               f"a shell command string, found {_kind(command)}")
         problem = unusable_text(command)
         if problem:
-            raise ConfigError(f"{where(node, 'document 0 (the config)', f'template.{name}')}"
+            raise ConfigError(f"{where(at, 'document 0 (the config)', f'template.{name}')}"
                               f"the command {problem}, which cannot be run; remove it")
         unclosed = Template(command).unclosed
         if unclosed:
             raise ConfigError(
-                f"{where(node, 'document 0 (the config)', f'template.{name}')}"
+                f"{where(at, 'document 0 (the config)', f'template.{name}')}"
                 + "; ".join(f"unclosed placeholder '{text}' at column {column}"
                             for text, column in unclosed)
                 + f" of {command!r}; close it ('{unclosed[0][0]}{_closing(unclosed[0][0])}')")

@@ -117,9 +117,11 @@ def check_task_cap(config: Config, documents: Sequence[Document], sample: Option
         size = document_size(document)
         count = size if sample is None else min(sample, size)
         if count > max_tasks:
-            sizes = " x ".join(f"{len(v)}" for v in document.params.values())
+            sizes = [len(v) for v in document.params.values()]
+            shown = " x ".join(map(str, sizes[:8])) + (" x ..." if len(sizes) > 8 else "")
             raise UsageError(
-                f"{config.path}, {document.describe()}: {sizes} values give {size:,} tasks"
+                f"{config.path}, {document.describe()}: {len(sizes)} params of {shown} values "
+                f"give {size:,} tasks"
                 + (f" (--sample {sample:,})" if sample is not None else "")
                 + f", more than the cap of {max_tasks:,}; {hint}, or raise the cap with "
                   f"--max-tasks N")

@@ -200,14 +200,18 @@ def load_profiles_file(path: str) -> Dict[str, Profile]:
 def _profiles_data(text: str, path: str) -> Any:
     """The profiles mapping of a file's text: JSON, or YAML (which also reads JSON with the
     trailing commas that hand-written config.json files often have)."""
+    from runner.spec.yamlfile import MAX_DEPTH, parse_yaml_documents
+
     if path.endswith(".json"):
         try:
             return json.loads(text)
-        except (ValueError, RecursionError) as e:  # RecursionError: nested very deep
+        except RecursionError:
+            raise ConfigError(f"{path}: nested deeper than {MAX_DEPTH} levels; flatten the "
+                              f"structure") from None
+        except ValueError as e:
             json_error = e
     else:
         json_error = None
-    from runner.spec.yamlfile import parse_yaml_documents
 
     try:
         docs = [data for data, _ in parse_yaml_documents(text, path)]
