@@ -219,3 +219,17 @@ def test_bad_sweep_arguments(gridspec, cli, workdir, argv, message):
     result = cli(*argv)
     assert result.code == 2 and message in result.err and result.err.count("\n") == 1
     assert not (workdir / "gridspec.runfile").exists()
+
+
+def test_a_grid_beyond_the_cap_is_refused_before_writing(gridspec, cli, workdir):
+    lines = [f"  p{i}: {{values: [{', '.join(map(str, range(10)))}]}}\n" for i in range(12)]
+    gridspec("program: echo\nparameters:\n" + "".join(lines))
+    result = cli("sweep", "gridspec.yml")
+    assert result.code == 2 and result.err.count("\n") == 1, result
+    assert ("12 parameters of 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x ... values give "
+            "1,000,000,000,000 commands, more than the cap of 1,000,000") in result.err
+    assert not (workdir / "gridspec.runfile").exists()
+    gridspec("program: echo\nparameters:\n" + "".join(lines[:2]))
+    assert cli("sweep", "gridspec.yml", "--max-tasks", "99").code == 2
+    assert cli("sweep", "gridspec.yml", "--max-tasks", "100").code == 0
+    assert len((workdir / "gridspec.runfile").read_text().splitlines()) == 100

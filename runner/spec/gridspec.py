@@ -25,7 +25,8 @@ from typing import Any, Dict, Iterator, List, Optional
 
 from runner.spec.config import _key_nodes, _kind, read_config_text
 from runner.spec.yamlfile import parse_yaml_documents
-from runner.errors import ConfigError, choices_text, did_you_mean
+from runner.errors import ConfigError, UsageError, choices_text, did_you_mean
+from runner.spec.expand import DEFAULT_MAX_TASKS
 
 RUNFILE_SUFFIX = ".runfile"
 TOP_KEYS = {
@@ -237,6 +238,18 @@ def _line_break(text: str) -> Optional[str]:
         if char in LINE_BREAKS:
             return LINE_BREAKS[char]
     return None
+
+
+def check_size(spec: GridSpec, max_tasks: int = DEFAULT_MAX_TASKS) -> None:
+    """Refuse a grid of more than `max_tasks` combinations before any line is written."""
+    if max_tasks < 1:
+        raise UsageError(f"--max-tasks {max_tasks}: expected a positive number of commands")
+    if spec.size > max_tasks:
+        sizes = [len(v) for v in spec.parameters.values()]
+        shown = " x ".join(map(str, sizes[:8])) + (" x ..." if len(sizes) > 8 else "")
+        raise UsageError(f"{spec.path}: {len(sizes)} parameters of {shown} values give "
+                         f"{spec.size:,} commands, more than the cap of {max_tasks:,}; use fewer "
+                         f"values, or raise the cap with --max-tasks N")
 
 
 def make_runfile_text(spec: GridSpec) -> str:
