@@ -212,3 +212,23 @@ def test_the_cap_counts_every_selected_document(make_config, cli, workdir):
     assert_refused(cli("--max-tasks", "5"), "the selected documents give 6 tasks together",
                    "cap of 5")
     assert cli("--max-tasks", "6", "--dry-run").code == 0
+
+
+def test_a_task_name_too_long_for_the_file_system_is_refused(make_config, cli, workdir,
+                                                            monkeypatch):
+    """Names are cut at 200 bytes; a file system that allows fewer (eCryptfs: 143) refuses
+    them before anything is written. Faked here: no such file system is at hand."""
+    import runner.spec.expand
+
+    monkeypatch.setattr(runner.spec.expand, "name_max", lambda output: 143)
+    make_config("template:\n  train: echo {v}\n---\nv: ['" + "x" * 150 + "', short]\n")
+    before = set(os.listdir(workdir))
+    assert_refused(cli(), "task 'V_xxx", "its name is 152 bytes, more than the 143",
+                   "shorten its params' values")
+    assert_nothing_written(workdir, before)
+
+
+def test_the_file_name_limit_is_the_file_systems():
+    from runner.spec.expand import name_max
+
+    assert name_max("/definitely/missing/dir") == name_max("/") >= 143

@@ -150,3 +150,20 @@ def test_a_bomb_below_the_limit_is_read():
 def test_duplicate_keys_anywhere_are_refused():
     with pytest.raises(ConfigError, match=r"line 3: key 'b' appears twice .*first on line 2"):
         parse_yaml_documents("a:\n  b: 1\n  b: 2\n", "dup.yaml")
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE))
+def test_the_pure_python_parser_has_the_same_limits(kind):
+    """Where PyYAML has no libyaml, its own parser reads the file, within the same limits."""
+    text, fragments = HOSTILE[kind]
+    with pytest.raises(ConfigError) as refused:
+        parse_yaml_documents(PARAMS_HEAD + text, "params.yaml", pure=True)
+    for fragment in fragments:
+        assert fragment in str(refused.value)
+
+
+def test_the_pure_python_parser_names_a_tab():
+    with pytest.raises(ConfigError, match=r"line 2, column 1: a tab is used for indentation"):
+        parse_yaml_documents("a:\n\tb: 1\n", "tab.yaml", pure=True)
+    (data, _), = parse_yaml_documents("a: [1, {b: c}]\n", "ok.yaml", pure=True)
+    assert data == {"a": [1, {"b": "c"}]}

@@ -17,6 +17,7 @@ the line and what to change; a tab where YAML wants spaces is named as a tab.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, List, Tuple
 
 from runner.errors import ConfigError
@@ -38,8 +39,10 @@ def read_yaml_text(path: str) -> str:
     return data.decode("utf-8")
 
 
-def _loader_class():
-    """A safe loader whose composer is ours: libyaml's parser where available, else PyYAML's."""
+@functools.lru_cache(maxsize=None)
+def _loader_class(pure: bool = False):
+    """A safe loader whose composer is ours: libyaml's parser where available (and `pure` is
+    false), else PyYAML's own."""
     import yaml
     from yaml.composer import Composer
     from yaml.constructor import SafeConstructor
@@ -71,6 +74,8 @@ def _loader_class():
             return node
 
     try:
+        if pure:
+            raise ImportError("the pure-Python parser was asked for")
         from yaml.cyaml import CParser
     except ImportError:  # PyYAML without libyaml
         from yaml.parser import Parser
@@ -98,9 +103,10 @@ def _loader_class():
     return yaml, Loader
 
 
-def parse_yaml_documents(text: str, path: str) -> List[Tuple[Any, Any]]:
-    """(data, node) for every document of a YAML text, read within the limits above."""
-    yaml, loader_class = _loader_class()
+def parse_yaml_documents(text: str, path: str, pure: bool = False) -> List[Tuple[Any, Any]]:
+    """(data, node) for every document of a YAML text, read within the limits above (`pure`:
+    with PyYAML's Python parser even where libyaml is installed)."""
+    yaml, loader_class = _loader_class(pure)
     docs = []
     loader = loader_class(text, path)
     try:
