@@ -45,7 +45,7 @@ HOSTILE = {
     "recursive": ("x: &a [1, *a]\n", ["anchor '&a' contains an alias of itself"]),
     "recursive-mapping": ("x: &m {k: *m}\n", ["anchor '&m' contains an alias of itself"]),
     "recursive-merge": ("x: &m {<<: *m}\n", ["anchor '&m' contains an alias of itself"]),
-    "bomb": (bomb() + "x: [1]\n", ["expand to", "above the limit of 1,000,000"]),
+    "bomb": (bomb() + "x: [1]\n", ["expands to", "above the limit of 1,000,000"]),
     "deep": ("x: " + "[" * MAX_DEPTH + "1" + "]" * MAX_DEPTH + "\n",  # one level too many
              [f"nested deeper than {MAX_DEPTH} levels"]),
     "very-deep": ("x: " + "[" * 1_000_000 + "]" * 1_000_000 + "\n",

@@ -160,9 +160,9 @@ def _check_graph(root: Any, path: str, anchor_names: Dict[int, str]) -> None:
             levels = 1 + max((height[id(c)] for c in children), default=0)
             if total > MAX_NODES:
                 raise ConfigError(
-                    f"{_where(path, node)}the aliases here expand to {total:,} values or more, "
-                    f"above the limit of {MAX_NODES:,}; nested aliases multiply, so write the "
-                    f"values out or nest fewer aliases")
+                    f"{_where(path, node)}through its aliases, the value here expands to "
+                    f"{total:,} values, above the limit of {MAX_NODES:,}; nested aliases "
+                    f"multiply, so write the values out or nest fewer aliases")
             if levels > MAX_DEPTH:
                 raise ConfigError(f"{_where(path, node)}nested deeper than {MAX_DEPTH} levels "
                                   f"once aliases are followed; flatten the structure")
