@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -53,14 +54,40 @@ def assert_nothing_written(workdir: Path, before: set) -> None:
       "template 'train' uses 'bs', which 1 task has no value for (Lr_1)",
       "template 'test' uses 'lr'"]),
     ("template:\n  train: echo {x}\n---\nx: [null]\n", ["'x' is null"]),
-    ("template:\n  train: echo {x}\n---\nx: ['a/b', 'a_b']\n",
-     ["two different tasks would both be named 'X_a_b'", "{x: 'a/b'}", "{x: 'a_b'}"]),
     ("template:\n  train: echo {p}\npack:\n  p: [a]\n---\np: [1]\n", ["uses the pack 'p'"]),
     ("template:\n  train: echo {a}\npack:\n  p: [a]\n---\na: [1]\np: [2]\n",
      ["the pack 'p' sets 'a', which the document also sets explicitly"]),
     ("template:\n  train: echo {a}\npack:\n  p: {x: {a: 1}}\n---\np: [y]\n",
      ["the pack has no entry 'y'", "'x'"]),
     ("template:\n  train: echo {a}\n---\n_name: [1]\na: [1]\n", ["'_name'", "is reserved"]),
+    ("template:\n  train: echo {a}\n---\n_time: [1]\na: [1]\n", ["'_time'", "is reserved"]),
+    # no parameter document: not "0 tasks, nothing to run"
+    ("template:\n  train: echo 1\nresource: [0]\n", ["no parameter document", "'---'"]),
+    ("template:\n  train: echo 1\n---\n---\n{}\n", ["no parameter document"]),
+    # placeholders left open, and every placeholder without a value, in one line
+    ("template:\n  train: python t.py --lr {lr --out {_output}\n---\nlr: [1]\n",
+     ["line 2", "key 'template.train'", "unclosed placeholder '{lr' at column 18", "close it ('{lr}')"]),
+    ("template:\n  train: python t.py [fp16 --lr {lr}\n---\nlr: [1]\n",
+     ["key 'template.train'", "unclosed placeholder '[fp16'", "close it ('[fp16]')"]),
+    ("template:\n  train: echo {a} {b} [c]\n  test: echo {d}\n---\nx: [1]\n",
+     ["template 'train' uses 'a'", "template 'train' uses 'b'", "template 'train' uses 'c'",
+      "template 'test' uses 'd'"]),
+    # values that cannot be part of a file name or a command
+    ('template:\n  train: echo {x}\n---\nx: ["a\\0b"]\n',
+     ["document 1, key 'x'", "the value 'a\\x00b' contains a NUL byte",
+      "cannot be part of a file name or a command"]),
+    ('template:\n  train: echo {x}\n---\nx: [[ok, "a\\0b"]]\n', ["key 'x'", "NUL byte"]),
+    ('template:\n  train: echo {x}\n---\n"x\\0": [1]\n', ["the name 'x\\x00'", "NUL byte"]),
+    ('template:\n  train: echo {x} {y}\ndefault: {y: "\\0"}\n---\nx: [1]\n',
+     ["template 'train'", "the value of 'y'", "NUL byte", "(in 1 task: X_1)"]),
+    ('template:\n  train: "echo \\0"\n---\nx: [1]\n', ["template.train", "NUL byte"]),
+    # `_cmd` names templates
+    ("template:\n  train: echo 1\n---\n_cmd: trian\nx: [1]\n",
+     ["key '_cmd'", "no template 'trian' (did you mean 'train'?)"]),
+    ("template:\n  train: echo 1\n---\n_cmd: [1]\nx: [1]\n", ["key '_cmd'", "expected a template"]),
+    # an alias group's value must be one of its entries
+    ("template:\n  train: echo {p}\nalias:\n  m: {a: {p: 1}}\n---\nm: [b]\n",
+     ["document 1, key 'm'", "the alias has no entry 'b'", "'a'"]),
 ])
 def test_bad_config_is_refused_in_one_line(make_config, cli, workdir, text, fragments):
     make_config(text)
@@ -142,3 +169,66 @@ def test_read_only_output_directory(make_config, cli, read_only_dir):
 
 def test_status_of_missing_directory(cli, workdir):
     assert_refused(cli("status", "-o", "nowhere"), "no such output directory")
+
+
+def test_a_log_file_name_too_long_for_the_file_system_is_refused(make_config, cli, workdir):
+    """With --no-param-dir a log is `log.<command>.<datetime>.<name>`: one file name."""
+    command = "c" * 40
+    make_config(f"template:\n  {command}: echo {{v}}\n---\nv: ['{'x' * 190}']\n")
+    before = set(os.listdir(workdir))
+    assert_refused(cli("--no-param-dir"), f"template '{command}'", "bytes, more than the 255")
+    assert_nothing_written(workdir, before)
+    assert cli("--dry-run").code == 0  # in a task directory the log is only log.<cmd>.<time>
+
+
+def test_a_command_name_too_long_for_any_log_file_is_refused(make_config, cli, workdir):
+    make_config(f"template:\n  {'c' * 240}: echo 1\n---\nv: [1]\n")
+    before = set(os.listdir(workdir))
+    assert_refused(cli(), "the log file name 'log.ccc", "shorten the command's name")
+    assert_nothing_written(workdir, before)
+
+
+@pytest.mark.parametrize("argv, fragments", [
+    ([], ["params.yaml, document 1", "12 params of 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x ... "
+          "values give 1,000,000,000,000 tasks",
+          "more than the cap of 1,000,000", "--sample N", "--max-tasks N"]),
+    (["--max-tasks", "999999999999"], ["1,000,000,000,000 tasks", "cap of 999,999,999,999"]),
+    (["--sample", "2000000"], ["(--sample 2,000,000)", "lower --sample"]),
+    (["--max-tasks", "0"], ["--max-tasks 0", "positive"]),
+])
+def test_a_space_beyond_the_task_cap_is_refused_before_expanding(make_config, cli, workdir,
+                                                                   argv, fragments):
+    keys = "".join(f"k{i}: [{', '.join(str(v) for v in range(10))}]\n" for i in range(12))
+    make_config("template:\n  train: echo {k0}\n---\n" + keys)
+    before = set(os.listdir(workdir))
+    started = time.perf_counter()
+    assert_refused(cli(*argv), *fragments)
+    assert time.perf_counter() - started < 1.0
+    assert_nothing_written(workdir, before)
+
+
+def test_the_cap_counts_every_selected_document(make_config, cli, workdir):
+    make_config("template:\n  train: echo {a}\n---\na: [1, 2, 3]\n---\na: [4, 5, 6]\n")
+    assert_refused(cli("--max-tasks", "5"), "the selected documents give 6 tasks together",
+                   "cap of 5")
+    assert cli("--max-tasks", "6", "--dry-run").code == 0
+
+
+def test_a_task_name_too_long_for_the_file_system_is_refused(make_config, cli, workdir,
+                                                            monkeypatch):
+    """Names are cut at 200 bytes; a file system that allows fewer (eCryptfs: 143) refuses
+    them before anything is written. Faked here: no such file system is at hand."""
+    import runner.spec.expand
+
+    monkeypatch.setattr(runner.spec.expand, "name_max", lambda output: 143)
+    make_config("template:\n  train: echo {v}\n---\nv: ['" + "x" * 150 + "', short]\n")
+    before = set(os.listdir(workdir))
+    assert_refused(cli(), "task 'V_xxx", "its name is 152 bytes, more than the 143",
+                   "shorten its params' values")
+    assert_nothing_written(workdir, before)
+
+
+def test_the_file_name_limit_is_the_file_systems():
+    from runner.spec.expand import name_max
+
+    assert name_max("/definitely/missing/dir") == name_max("/") >= 143

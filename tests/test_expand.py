@@ -73,7 +73,8 @@ def test_reserved_params():
         a: [1]
     """, output="./results/")
     task = plan.tasks[0]
-    assert task.params == {"a": 1, "_name": "A_1", "_output": "results/A_1", "_datetime": "DT"}
+    assert task.params == {"a": 1, "_name": "A_1", "_output": "results/A_1", "_datetime": "DT",
+                           "_time": "DT"}
     assert task.commands["t"] == "echo A_1 results/A_1 DT"
 
 
@@ -127,7 +128,8 @@ def test_list_pack_gives_every_param_the_value():
     """)
     assert names(plan) == ["PaReplace_1", "PaReplace_2"]
     assert plan.tasks[1].params == {"curl": 2, "bracket": 2, "_name": "PaReplace_2",
-                                    "_output": "out/PaReplace_2", "_datetime": "DT"}
+                                    "_output": "out/PaReplace_2", "_datetime": "DT",
+                                    "_time": "DT"}
 
 
 def test_mapping_pack_selects_params_by_value():
@@ -221,9 +223,13 @@ def test_large_sweep_has_unique_names():
     assert len(set(names(plan))) == len(plan.tasks) == 80
 
 
-def test_a_string_and_a_number_that_print_alike_are_a_collision():
-    with pytest.raises(ConfigError, match=r"both be named 'A_0.1': \{a: 0.1\} .* \{a: '0.1'\}"):
-        plan_of("template:\n  t: echo {a}\n---\na: [0.1, '0.1']\n")
+def test_a_string_and_a_number_that_print_alike_get_a_hash_each():
+    plan = plan_of("template:\n  t: echo {a}\n---\na: [0.1, '0.1', 0.2]\n")
+    first, second, third = names(plan)
+    assert first.startswith("A_0.1~") and second.startswith("A_0.1~") and first != second
+    assert third == "A_0.2"  # a value that collides with nothing keeps its plain text
+    assert names(plan_of("template:\n  t: echo {a}\n---\na: [0.1, '0.1', 0.2]\n")) == [
+        first, second, third]
 
 
 def test_settings_come_from_document_0_and_params_override_them():
@@ -268,3 +274,134 @@ def test_a_setting_from_default_applies():
 def test_bad_settings_are_located(text, message):
     with pytest.raises(ConfigError, match=message):
         plan_of("template:\n  t: echo {a}\n" + text)
+
+
+def test_sample_of_a_huge_space_is_instant_reproducible_and_distinct(make_config, cli, workdir):
+    """12 keys x 10 values, and 30 keys x 10 values (10**30: too big for random.sample)."""
+    import time
+
+    for keys in (12, 30):
+        text = "template:\n  t: echo {k0}\n---\n" + "".join(
+            f"k{i}: [{', '.join(str(v) for v in range(10))}]\n" for i in range(keys))
+        make_config(text)
+        started = time.perf_counter()
+        first = cli("--sample", "50", "--dry-run")
+        assert time.perf_counter() - started < 1.0
+        assert first.code == 0, first
+        tasks = [line for line in first.out.splitlines() if line.endswith(": run")]
+        assert len(tasks) == len(set(tasks)) == 50
+        assert cli("--sample", "50", "--dry-run").out == first.out
+        other = cli("--sample", "50", "--seed", "1", "--dry-run").out
+        assert other != first.out and "sample seed 1" in other
+
+
+def test_sample_indices_are_sorted_distinct_and_in_range():
+    import random
+
+    from runner.spec.expand import sample_indices
+
+    for total in (10, 10 ** 12, 10 ** 30):
+        chosen = sample_indices(total, 7, random.Random(3))
+        assert chosen == sorted(set(chosen)) and len(chosen) == min(7, total)
+        assert all(0 <= i < total for i in chosen)
+        assert chosen == sample_indices(total, 7, random.Random(3))
+    assert sample_indices(5, 10, random.Random(0)) == [0, 1, 2, 3, 4]
+
+
+def test_time_is_mlrunners_stamp_of_the_invocation():
+    plan = plan_of("template:\n  t: echo {_time} {_datetime}\n---\na: [1]\n")
+    assert plan.tasks[0].commands["t"] == "echo DT DT"  # a datetime it cannot read stays as is
+    config = parse_config("template:\n  t: echo {_time} {_datetime}\n---\na: [1]\n", "p.yaml")
+    task = expand(config, Selection(), "out", "2026-11-21.10_05_09").tasks[0]
+    assert task.commands["t"] == "echo 20261121.100509 2026-11-21.10_05_09"
+    assert task.params["_time"] == "20261121.100509"
+
+
+def test_cmd_picks_a_documents_templates_and_c_overrides_it():
+    text = """
+        template:
+          train: echo train {a}
+          test: echo test {a} {split}
+          report: echo report {a}
+        ---
+        a: [1]
+        split: [all]
+        ---
+        _cmd: test
+        a: [2]
+        split: [dev]
+        ---
+        _cmd: [report, train]
+        a: [3]
+    """
+    plan = plan_of(text)
+    assert [list(t.commands) for t in plan.tasks] == [["train", "test", "report"], ["test"],
+                                                      ["train", "report"]]
+    assert names(plan) == ["A_1-Split_all", "A_2-Split_dev", "A_3"]  # `_cmd` is in no name
+    assert all("_cmd" not in t.params for t in plan.tasks)
+    # document 3 has no `split`, but does not run `test` ... unless -c says so
+    with pytest.raises(ConfigError, match=r"template 'test' uses 'split', which 1 task has no "
+                                          r"value for \(A_3\)"):
+        plan_of(text, commands=["test"])
+    plan = plan_of(text, commands=["report"])
+    assert [list(t.commands) for t in plan.tasks] == [["report"]] * 3
+    assert plan.commands == ["report"]
+
+
+def test_the_same_params_with_other_cmds_run_those_commands_too():
+    plan = plan_of("""
+        template:
+          train: echo train {a}
+          test: echo test {a}
+          report: echo report {a}
+        ---
+        _cmd: report
+        a: [1, 2]
+        ---
+        _cmd: [train]
+        a: [1]
+    """)
+    assert names(plan) == ["A_1", "A_2"]
+    assert plan.tasks[0].commands == {"train": "echo train 1", "report": "echo report 1"}
+    assert plan.tasks[1].commands == {"report": "echo report 2"}
+    assert plan.duplicates == 1
+    assert plan.commands == ["train", "report"]
+
+
+def test_alias_groups_set_their_params_below_the_document_and_above_defaults():
+    plan = plan_of("""
+        template:
+          t: python t.py {p1} [p2] {p3} [mode]
+        default: {p1: d1, p2: d2, p3: d3}
+        alias:
+          mode:
+            fast: {p1: 1, p2: "1", steps: 10}
+            slow: {p1: 2, p2: "2", steps: 99}
+        ---
+        mode: [fast, slow]
+        ---
+        mode: fast
+        p1: mine
+    """)
+    assert [t.commands["t"] for t in plan.tasks] == [
+        "python t.py 1 --p2 1 d3 --p1 1 --p2 1 --steps 10",
+        "python t.py 2 --p2 2 d3 --p1 2 --p2 2 --steps 99",
+        "python t.py mine --p2 1 d3 --p1 1 --p2 1 --steps 10"]
+    assert plan.tasks[0].params["steps"] == 10 and plan.tasks[0].params["mode"] == "fast"
+    assert names(plan) == ["Mode_fast", "Mode_slow", "Mode_fast-P1_mine"]
+    assert plan.orphans == []  # [mode] uses the group's params; `mode` picks the group
+
+
+def test_an_alias_given_in_default_sets_its_group_too():
+    plan = plan_of("""
+        template:
+          t: echo {layers}
+        default: {size: small}
+        alias:
+          size: {small: {layers: 2}, big: {layers: 8}}
+        ---
+        size: [big]
+        ---
+        x: [1]
+    """)
+    assert [t.commands["t"] for t in plan.tasks] == ["echo 8", "echo 2"]

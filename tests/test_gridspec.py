@@ -176,6 +176,37 @@ def test_bad_gridspecs_are_one_line_and_exit_2(gridspec, cli, workdir, text, mes
     assert not (workdir / "gridspec.runfile").exists()
 
 
+@pytest.mark.parametrize("value, shown", [
+    ('"a\\nb"', "\\n"), ('"a\\rb"', "\\r"), ('"a\\vb"', "\\v"), ('"a\\fb"', "\\f"),
+    ('"a\\x1cb"', "\\x1c"), ('"a\\x85b"', "\\x85"), ('"a\\u2028b"', "\\u2028"),
+    ('"a\\u2029b"', "\\u2029"),
+])
+def test_a_value_with_a_line_break_is_refused(gridspec, cli, workdir, value, shown):
+    """A runfile holds one command per line: such a value would split its command in two."""
+    gridspec(f"""
+        program: python3 x.py
+        parameters:
+          tag:
+            value: {value}
+          seed: {{values: [1, 2]}}
+    """)
+    result = cli("sweep", "gridspec.yml")
+    assert result.code == 2, result
+    assert result.err.count("\n") == 1, result.err
+    assert "gridspec.yml, line 3, parameter 'tag'" in result.err
+    assert f"contains a line break ({shown})" in result.err
+    assert not (workdir / "gridspec.runfile").exists()
+
+
+def test_lists_with_line_breaks_stay_on_one_line_as_json():
+    lines = commands("""
+        program: p
+        parameters:
+          a: {value: ["x\\ny"]}
+    """)
+    assert lines == ["p --a='[\"x\\ny\"]'"]  # JSON's escape: a backslash and an n
+
+
 @pytest.mark.parametrize("argv, message", [
     (["sweep", "missing.yml"], "missing.yml: no such file"),
     (["sweep"], "the following arguments are required: GRIDSPEC"),
@@ -188,3 +219,17 @@ def test_bad_sweep_arguments(gridspec, cli, workdir, argv, message):
     result = cli(*argv)
     assert result.code == 2 and message in result.err and result.err.count("\n") == 1
     assert not (workdir / "gridspec.runfile").exists()
+
+
+def test_a_grid_beyond_the_cap_is_refused_before_writing(gridspec, cli, workdir):
+    lines = [f"  p{i}: {{values: [{', '.join(map(str, range(10)))}]}}\n" for i in range(12)]
+    gridspec("program: echo\nparameters:\n" + "".join(lines))
+    result = cli("sweep", "gridspec.yml")
+    assert result.code == 2 and result.err.count("\n") == 1, result
+    assert ("12 parameters of 10 x 10 x 10 x 10 x 10 x 10 x 10 x 10 x ... values give "
+            "1,000,000,000,000 commands, more than the cap of 1,000,000") in result.err
+    assert not (workdir / "gridspec.runfile").exists()
+    gridspec("program: echo\nparameters:\n" + "".join(lines[:2]))
+    assert cli("sweep", "gridspec.yml", "--max-tasks", "99").code == 2
+    assert cli("sweep", "gridspec.yml", "--max-tasks", "100").code == 0
+    assert len((workdir / "gridspec.runfile").read_text().splitlines()) == 100

@@ -57,6 +57,27 @@ def test_comments_blank_and_indented_lines():
                                                    (7, "echo two # not a comment line")]
 
 
+@pytest.mark.parametrize("separator", ["\f", "\v", "\x1c", "\x1d", "\x1e", "\x85", "\u2028",
+                                       "\u2029", "\r"])
+def test_lines_end_at_newlines_only(separator):
+    """str.splitlines also splits at form feeds, vertical tabs and Unicode separators: a runfile
+    line holding one of them would have become two jobs."""
+    text = f"echo 'a{separator}b' > out\r\necho two\n"
+    jobs = parse_runfile(text).jobs
+    assert [(j.line, j.command) for j in jobs] == [(1, f"echo 'a{separator}b' > out"),
+                                                   (2, "echo two")]
+
+
+def test_a_line_with_a_form_feed_runs_as_one_command(runfile, cli, workdir):
+    (workdir / "runfile").write_text("printf 'a\fb\\n' > ff.txt\necho 'c\u2028d' > ls.txt\n",
+                                     encoding="utf-8")
+    result = cli("launch", "runfile")
+    assert result.code == 0, result
+    assert "launch: 2 jobs" in result.out
+    assert (workdir / "ff.txt").read_text() == "a\fb\n"
+    assert (workdir / "ls.txt").read_text(encoding="utf-8") == "c\u2028d\n"
+
+
 def test_backslash_continuations_join_as_the_shell_does():
     text = "python a.py \\\n    --x=1 \\\n  --y 2\necho a\\\nb\necho 'c\\\\'\necho d \\"
     jobs = parse_runfile(text).jobs

@@ -71,3 +71,41 @@ def test_missing_and_unusable_values():
 
 def test_quoting_round_trips_through_shlex():
     assert shlex.split(render("prog {a} {b}", a="x y", b="'")) == ["prog", "x y", "'"]
+
+
+@pytest.mark.parametrize("text, unclosed", [
+    ("--lr {lr --out {_output}", [("{lr", 6)]),
+    ("--lr {lr", [("{lr", 6)]),
+    ("[fp16 --lr {lr}", [("[fp16", 1)]),
+    ("echo {a} {b --x [c", [("{b", 10), ("[c", 17)]),
+    ("echo {lr}}", []),
+])
+def test_unclosed_placeholders_are_found(text, unclosed):
+    assert Template(text).unclosed == unclosed
+
+
+@pytest.mark.parametrize("text", [
+    "awk '{print $1}' data.txt",
+    "awk '{if ($1 > 0) { n++ } } END {print n}'",
+    "[ -f x ] && echo yes",
+    "[[ -n $x ]] && echo {lr}",
+    "echo {a,b}.txt",
+    "echo ${HOME} ${X:-{lr}}",
+    "{ cd build; make; }",
+    "python -c 'print({a: 1})'",
+    "sed 's/[a-z0-9 ]//g'",
+    "find . -name '*.py' -exec rm {} \\;",
+    "echo {{lr}} [[fp16]]",
+])
+def test_shell_text_is_not_an_unclosed_placeholder(text):
+    assert Template(text).unclosed == []
+    assert subprocess.run(["bash", "-n", "-c", Template(text).render({"lr": 1})]).returncode == 0
+
+
+def test_nul_bytes_cannot_be_part_of_a_command():
+    with pytest.raises(RenderError, match=r"'x'.*contains a NUL byte"):
+        render("echo {x}", x="a\x00b")
+    with pytest.raises(RenderError, match="NUL byte"):
+        render("t [x]", x=["ok", "a\x00b"])
+    with pytest.raises(RenderError, match="not valid Unicode"):
+        render("echo {x}", x="a\udc80")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from support import processes_in_group, read_json, run_process, statuses, wait_for
+from support import processes_in_group, read_json, statuses
 
 THREE = """
 template:
@@ -218,7 +217,7 @@ def test_a_damaged_job_file_reruns_its_job(cli, workdir, content):
         "unreadable"
     result = cli("launch", "runfile")
     assert result.code == 0, result
-    assert f"job.json" in result.out and "runs again" in result.out
+    assert "job.json" in result.out and "runs again" in result.out
     assert sorted((workdir / "ran").read_text().split()) == ["a", "a", "b"]
 
 

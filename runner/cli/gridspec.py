@@ -23,6 +23,8 @@ def make_parser() -> ArgumentParser:
     parser.add_argument("-o", "--out", "--output", metavar="RUNFILE",
                         help="where to write the runfile (default: the gridspec's path with "
                              "the extension .runfile)")
+    parser.add_argument("--max-tasks", type=int, default=None, metavar="N",
+                        help="refuse a grid of more than N commands (default: 1,000,000)")
     return parser
 
 
@@ -30,9 +32,12 @@ def make_parser() -> ArgumentParser:
 def main(argv: List[str]) -> int:
     args = make_parser().parse_args(argv)
     from runner.errors import UsageError
-    from runner.spec.gridspec import default_runfile_path, load_gridspec, write_runfile
+    from runner.spec.expand import DEFAULT_MAX_TASKS
+    from runner.spec.gridspec import (check_size, default_runfile_path, load_gridspec,
+                                      write_runfile)
 
     spec = load_gridspec(args.gridspec)
+    check_size(spec, DEFAULT_MAX_TASKS if args.max_tasks is None else args.max_tasks)
     out = args.out or default_runfile_path(args.gridspec)
     if os.path.abspath(out) == os.path.abspath(args.gridspec):
         raise UsageError(f"{out}: is the gridspec itself; choose the runfile's path with -o FILE")

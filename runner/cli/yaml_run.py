@@ -45,12 +45,15 @@ def make_parser() -> ArgumentParser:
                         help="run only the first task (even if done), streaming its output")
     parser.add_argument("--dry-run", action="store_true",
                         help="print each task's commands and whether it would run; run nothing")
-    parser.add_argument("--no-param-dir", action="store_true",
-                        help="no directory per task: _output is the output directory itself")
+    parser.add_argument("--no-param-dir", "--no-subdir", action="store_true", dest="no_param_dir",
+                        help="no directory per task: _output is the output directory itself "
+                             "(--no-subdir: mlrunner's spelling)")
     parser.add_argument("--sample", type=int, metavar="N",
                         help="run N random combinations per document instead of all")
     parser.add_argument("--seed", type=int, default=None, metavar="S",
                         help="random seed of --sample (default: 0, recorded in the header)")
+    parser.add_argument("--max-tasks", type=int, default=None, metavar="N",
+                        help="refuse a sweep of more than N tasks (default: 1,000,000)")
     parser.add_argument("--grace", type=grace_seconds, default=10.0, metavar="SECONDS",
                         help="on Ctrl-C, seconds between SIGTERM and SIGKILL (default: 10)")
     add_verbosity_arguments(parser)
@@ -68,7 +71,8 @@ def main(argv: List[str]) -> int:
 def run_yaml(args) -> int:
     from runner.cli.engine import choose_engine
     from runner.spec.config import load_config
-    from runner.spec.expand import DEFAULT_SEED, Selection, expand, make_datetime
+    from runner.spec.expand import (DEFAULT_MAX_TASKS, DEFAULT_SEED, Selection, expand,
+                                    make_datetime)
     from runner.store.sweep import SweepStore
 
     config = load_config(args.yaml)
@@ -77,7 +81,9 @@ def run_yaml(args) -> int:
     resource = _resource(args, config) if engine == "local" else None
     datetime = make_datetime()
     selection = Selection(titles=args.title, commands=args.command, sample=args.sample,
-                          seed=DEFAULT_SEED if args.seed is None else args.seed)
+                          seed=DEFAULT_SEED if args.seed is None else args.seed,
+                          max_tasks=DEFAULT_MAX_TASKS if args.max_tasks is None else
+                          args.max_tasks)
     plan = expand(config, selection, args.output, datetime, no_param_dir=args.no_param_dir)
     store = SweepStore(args.output, no_param_dir=args.no_param_dir)
     if engine != "local":

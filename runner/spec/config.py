@@ -14,10 +14,13 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from runner.errors import ConfigError, choices_text, did_you_mean
 from runner.spec.settings import SETTINGS, parse_setting
+from runner.spec.template import Template, unusable_text
+from runner.spec.yamlfile import parse_yaml_documents, read_yaml_text
 
 DEFAULT_CONFIG = "params.yaml"
 TITLE_KEY = "_title"
-RESERVED_PARAMS = ("_name", "_output", "_datetime", "_commands")
+COMMANDS_KEY = "_cmd"  # in a parameter document: the templates its tasks run (mlrunner's key)
+RESERVED_PARAMS = ("_name", "_output", "_datetime", "_time", "_commands")
 AUTO_RESOURCE = "auto"  # `resource: auto`: one slot per GPU that NVML reports
 
 # Keys of document 0 -> what they hold. Features that add keys register them here.
@@ -43,6 +46,7 @@ class Document:
     title: Optional[str]
     params: Dict[str, List[Any]]
     line: int
+    commands: Optional[List[str]] = None  # `_cmd`: the templates its tasks run (None: all)
 
     def describe(self) -> str:
         return f"document {self.index}" + (f" (_title: {self.title})" if self.title else "")
@@ -85,65 +89,16 @@ class _Where:
         return ", ".join(parts) + ": "
 
 
-def _yaml():
-    import yaml
-
-    return yaml, getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def read_config_text(path: str) -> str:
     """The file's text, or a ConfigError that says what is wrong with the path."""
     if os.path.isdir(path):
         raise ConfigError(f"{path}: is a directory; pass the YAML file itself with -y FILE")
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        return read_yaml_text(path)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; pass the YAML config with -y FILE") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot read it: {e}") from None
-
-
-def parse_yaml_documents(text: str, path: str) -> List[Tuple[Any, Any]]:
-    """(data, node) for every document of a YAML text; syntax errors become one-line ConfigErrors."""
-    yaml, loader_class = _yaml()
-    docs = []
-    loader = loader_class(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is not None:
-                _check_duplicate_keys(node, _Where(path))
-            docs.append((loader.construct_document(node), node))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
-        where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else path
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
-    finally:
-        loader.dispose()
-    return docs
-
-
-def _check_duplicate_keys(node: Any, where: _Where) -> None:
-    """PyYAML keeps the last of two equal keys silently; we refuse them."""
-    stack = [node]
-    while stack:
-        node = stack.pop()
-        if node.id == "mapping":
-            seen: Dict[str, int] = {}
-            for key_node, value_node in node.value:
-                key = getattr(key_node, "value", None)
-                if isinstance(key, str):
-                    if key in seen and key != "<<":
-                        raise ConfigError(
-                            f"{where(key_node, key=key)}appears twice in one mapping (first on "
-                            f"line {seen[key] + 1}); keep one")
-                    seen[key] = key_node.start_mark.line
-                if value_node.id != "scalar":
-                    stack.append(value_node)
-        elif node.id == "sequence":
-            stack.extend(item for item in node.value if item.id != "scalar")
 
 
 def _key_nodes(node: Any) -> Dict[Any, Any]:
@@ -188,8 +143,8 @@ def parse_config(text: str, path: str = DEFAULT_CONFIG) -> Config:
                               f"{CONFIG_KEYS[name]}, found {_kind(value)}")
         return value
 
-    templates = _parse_templates(section("template", dict, required=True),
-                                 where, keys.get("template"))
+    templates = _parse_templates(section("template", dict, required=True), where,
+                                 keys.get("template"), _value_node(node, "template"))
     resource = _parse_resource(data["resource"], where, keys.get("resource")) if (
         "resource" in data) else None
     defaults = section("default", dict)
@@ -215,26 +170,52 @@ def parse_config(text: str, path: str = DEFAULT_CONFIG) -> Config:
                                                           "pack") and k not in SETTINGS}
     documents = []
     for index, (doc, doc_node) in enumerate(docs[1:], start=1):
-        parsed = _parse_document(index, doc, doc_node, where)
+        parsed = _parse_document(index, doc, doc_node, where, templates)
         if parsed is not None:
             documents.append(parsed)
+    if not documents:
+        raise ConfigError(f"{path}: no parameter document, so there is no task to run; after the "
+                          f"config add a line '---' and a document of params, e.g. "
+                          f"'lr: [0.1, 0.01]' (an empty document, '{{}}', runs the templates "
+                          f"once: write '_title: once')")
     return Config(path=path, templates=templates, resource=resource, defaults=defaults,
                   aliases=aliases, packs=packs, documents=documents, settings=settings,
                   extra=extra, text=text)
 
 
-def _parse_templates(value: Dict[Any, Any], where: _Where, node: Any) -> Dict[str, str]:
+def _value_node(node: Any, key: str) -> Any:
+    """The node of `key`'s value in a mapping node (None if absent)."""
+    if node is None or node.id != "mapping":
+        return None
+    return next((v for k, v in node.value if getattr(k, "value", None) == key), None)
+
+
+def _parse_templates(value: Dict[Any, Any], where: _Where, node: Any,
+                     body: Any = None) -> Dict[str, str]:
     if not value:
         raise ConfigError(f"{where(node, 'document 0 (the config)', 'template')}is empty; add at "
                           f"least one command, e.g. 'train: python train.py --lr {{lr}}'")
     templates = {}
+    entries = _key_nodes(body)
     for name, command in value.items():
+        at = entries.get(name, node)  # errors point at the template's own line
         if not isinstance(name, str) or not _COMMAND_NAME.match(name):
-            raise ConfigError(f"{where(node, 'document 0 (the config)', f'template.{name}')}a "
+            raise ConfigError(f"{where(at, 'document 0 (the config)', f'template.{name}')}a "
                               f"command name must be letters, digits and _.+=,- (it names log files)")
         if not isinstance(command, str) or not command.strip():
-            raise ConfigError(f"{where(node, 'document 0 (the config)', f'template.{name}')}expected "
+            raise ConfigError(f"{where(at, 'document 0 (the config)', f'template.{name}')}expected "
                               f"a shell command string, found {_kind(command)}")
+        problem = unusable_text(command)
+        if problem:
+            raise ConfigError(f"{where(at, 'document 0 (the config)', f'template.{name}')}"
+                              f"the command {problem}, which cannot be run; remove it")
+        unclosed = Template(command).unclosed
+        if unclosed:
+            raise ConfigError(
+                f"{where(at, 'document 0 (the config)', f'template.{name}')}"
+                + "; ".join(f"unclosed placeholder '{text}' at column {column}"
+                            for text, column in unclosed)
+                + f" of {command!r}; close it ('{unclosed[0][0]}{_closing(unclosed[0][0])}')")
         templates[name] = command.strip()
     return templates
 
@@ -287,7 +268,12 @@ def _parse_resource(value: Any, where: _Where, node: Any) -> Union[str, List[Tup
     return slots
 
 
-def _parse_document(index: int, data: Any, node: Any, where: _Where) -> Optional[Document]:
+def _closing(opening: str) -> str:
+    return "}" if opening.startswith("{") else "]"
+
+
+def _parse_document(index: int, data: Any, node: Any, where: _Where,
+                    templates: Dict[str, str]) -> Optional[Document]:
     if data is None or data == {}:
         return None
     label = f"document {index}"
@@ -303,8 +289,12 @@ def _parse_document(index: int, data: Any, node: Any, where: _Where) -> Optional
     if title is not None:
         label += f" (_title: {title})"
     params: Dict[str, List[Any]] = {}
+    commands = None
     for key, value in data.items():
         if key == TITLE_KEY:
+            continue
+        if key == COMMANDS_KEY:
+            commands = _parse_commands(value, where(keys.get(key), label, key), templates)
             continue
         if not isinstance(key, str):
             raise ConfigError(f"{where(keys.get(key), label)}param names must be strings, found "
@@ -315,9 +305,27 @@ def _parse_document(index: int, data: Any, node: Any, where: _Where) -> Optional
         if isinstance(value, dict):
             raise ConfigError(f"{where(keys.get(key), label, key)}expected a list of candidate "
                               f"values or a single value, found a mapping")
+        problem = unusable_text(key) or unusable_text(value)
+        if problem:
+            raise ConfigError(f"{where(keys.get(key), label, key)}"
+                              f"{'the name' if unusable_text(key) else 'the value'} {problem}, "
+                              f"which cannot be part of a file name or a command; remove it")
         params[key] = value if isinstance(value, list) else [value]
     return Document(index=index, title=title, params=params,
-                    line=node.start_mark.line + 1 if node is not None else 0)
+                    line=node.start_mark.line + 1 if node is not None else 0, commands=commands)
+
+
+def _parse_commands(value: Any, where: str, templates: Dict[str, str]) -> List[str]:
+    """`_cmd: test` or `_cmd: [train, test]`: template names, kept in template order."""
+    names = value if isinstance(value, list) else [value]
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{where}expected a template name or a list of them, found "
+                          f"{_kind(value)}; templates are {choices_text(templates)}")
+    for name in names:
+        if name not in templates:
+            raise ConfigError(f"{where}no template '{name}'{did_you_mean(name, templates)}; "
+                              f"templates are {choices_text(templates)}")
+    return [n for n in templates if n in names]
 
 
 def _kind(value: Any) -> str:

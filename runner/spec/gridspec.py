@@ -21,10 +21,12 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, Iterator, List, Optional
 
-from runner.spec.config import _key_nodes, _kind, parse_yaml_documents, read_config_text
-from runner.errors import ConfigError, choices_text, did_you_mean
+from runner.spec.config import _key_nodes, _kind, read_config_text
+from runner.spec.yamlfile import parse_yaml_documents
+from runner.errors import ConfigError, UsageError, choices_text, did_you_mean
+from runner.spec.expand import DEFAULT_MAX_TASKS
 
 RUNFILE_SUFFIX = ".runfile"
 TOP_KEYS = {
@@ -35,6 +37,11 @@ TOP_KEYS = {
     "description": "a description of the sweep (not used)",
 }
 PARAM_KEYS = ("values", "value", "min", "max", "step")
+# What a reader of a runfile may take for the end of a line: a value holding one of these would
+# split its command (str.splitlines splits at all of them).
+LINE_BREAKS = {"\n": "\\n", "\r": "\\r", "\v": "\\v", "\f": "\\f", "\x1c": "\\x1c",
+               "\x1d": "\\x1d", "\x1e": "\\x1e", "\x85": "\\x85", "\u2028": "\\u2028",
+               "\u2029": "\\u2029"}
 _PARAM_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
@@ -144,13 +151,21 @@ def _parse_program(program: Any, path: str, line: int) -> str:
         raise ConfigError(f"{path}, line {line}: 'program' expected {TOP_KEYS['program']}, "
                           f"found {_kind(program)}")
     parts = []
-    for part in program.splitlines():
+    for part in program.replace("\r\n", "\n").split("\n"):  # a YAML block: one line
         part = part.strip()
         if part.endswith("\\"):
             part = part[:-1].rstrip()
         if part:
             parts.append(part)
-    return " ".join(parts)
+    text = " ".join(parts)
+    found = _line_break(text)
+    if found:
+        raise ConfigError(f"{path}, line {line}: 'program' contains a line break ({found}) "
+                          f"inside a line; a runfile holds one command per line, so remove it")
+    if "\x00" in text:
+        raise ConfigError(f"{path}, line {line}: 'program' contains a NUL byte, which cannot be "
+                          f"part of a command; remove it")
+    return text
 
 
 def _parse_values(spec: Any, where: str) -> List[Any]:
@@ -206,6 +221,35 @@ def _check_value(value: Any, where: str) -> None:
     if value is None:
         raise ConfigError(f"{where}: a value is empty (null); write a value, or quote it "
                           f"('null') for the text null")
+    found = _line_break(value) if isinstance(value, str) else None
+    if found:
+        raise ConfigError(f"{where}: the value {value!r} contains a line break ({found}); a "
+                          f"runfile holds one command per line, so remove it")
+    if "\x00" in format_value(value):
+        raise ConfigError(f"{where}: the value {value!r} contains a NUL byte, which cannot be "
+                          f"part of a command; remove it")
+
+
+def _line_break(text: str) -> Optional[str]:
+    """The escape of the first line break in `text`, or None."""
+    if text.isascii() and text.isprintable():
+        return None
+    for char in text:
+        if char in LINE_BREAKS:
+            return LINE_BREAKS[char]
+    return None
+
+
+def check_size(spec: GridSpec, max_tasks: int = DEFAULT_MAX_TASKS) -> None:
+    """Refuse a grid of more than `max_tasks` combinations before any line is written."""
+    if max_tasks < 1:
+        raise UsageError(f"--max-tasks {max_tasks}: expected a positive number of commands")
+    if spec.size > max_tasks:
+        sizes = [len(v) for v in spec.parameters.values()]
+        shown = " x ".join(map(str, sizes[:8])) + (" x ..." if len(sizes) > 8 else "")
+        raise UsageError(f"{spec.path}: {len(sizes)} parameters of {shown} values give "
+                         f"{spec.size:,} commands, more than the cap of {max_tasks:,}; use fewer "
+                         f"values, or raise the cap with --max-tasks N")
 
 
 def make_runfile_text(spec: GridSpec) -> str:

@@ -200,9 +200,10 @@ def parse_profiles(data: Any, source: str) -> Dict[str, Profile]:
 
 def load_profiles_file(path: str) -> Dict[str, Profile]:
     """The profiles of a `config.json` (launcher format) or a YAML file with `profiles:`."""
+    from runner.spec.yamlfile import read_yaml_text
+
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
+        text = read_yaml_text(path)
     except FileNotFoundError:
         raise ConfigError(f"--profiles {path}: no such file") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -213,14 +214,18 @@ def load_profiles_file(path: str) -> Dict[str, Profile]:
 def _profiles_data(text: str, path: str) -> Any:
     """The profiles mapping of a file's text: JSON, or YAML (which also reads JSON with the
     trailing commas that hand-written config.json files often have)."""
+    from runner.spec.yamlfile import MAX_DEPTH, parse_yaml_documents
+
     if path.endswith(".json"):
         try:
             return json.loads(text)
+        except RecursionError:
+            raise ConfigError(f"{path}: nested deeper than {MAX_DEPTH} levels; flatten the "
+                              f"structure") from None
         except ValueError as e:
             json_error = e
     else:
         json_error = None
-    from runner.spec.config import parse_yaml_documents
 
     try:
         docs = [data for data, _ in parse_yaml_documents(text, path)]

@@ -1,6 +1,8 @@
 """Runfiles: one shell command per line, each a job identified by a hash of its text.
 
-A runfile is what `run launch` reads and `run sweep` writes. Blank lines, whitespace-only lines
+A runfile is what `run launch` reads and `run sweep` writes. Its lines end at `\n` (or `\r\n`)
+and nowhere else: a form feed, vertical tab or Unicode line separator inside a line is part of
+the command, as it is for the shell. Blank lines, whitespace-only lines
 and lines whose first non-blank character is `#` are not commands; a line ending in an odd number
 of backslashes continues on the next line (joined as the shell joins it: the backslash and the
 line break are removed). A job's identity is its command text, stripped: its id is the first 16
@@ -115,8 +117,8 @@ def _commands(text: str):
     """(line number, stripped command) for every command of a runfile's text."""
     parts: List[str] = []
     start = 0
-    for number, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip("\r")
+    for number, raw in enumerate(text.split("\n"), start=1):
+        line = raw[:-1] if raw.endswith("\r") else raw
         if not parts:
             stripped = line.strip()
             if not stripped or stripped.startswith("#"):

@@ -3,6 +3,13 @@
 A template is parsed once into literal text and placeholders, and rendered in one pass, so a
 value that itself contains `{y}` or `[y]` is inserted literally. `${VAR}` is shell, not a
 placeholder; `{{p}}` and `[[p]]` produce a literal `{p}` and `[p]`.
+
+An unclosed placeholder is a `{` or `[` directly followed by a name (as a placeholder's: a
+letter or `_`, then letters, digits, `_`, `.`, `-`) that is not closed right after the name and
+that no later bracket of its kind closes: counting the brackets of the template's text (not
+those of placeholders, `{{p}}`, `[[p]]` or `${...}`), it stays open to the end. So
+`--lr {lr --out {_output}` is refused, while shell text such as `awk '{print $1}'`,
+`[ -f x ]`, `{a,b}`, `${VAR}` or `{ cd x; make; }` is left to the shell.
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_.-]*"
 _TOKEN = re.compile(
     rf"\{{\{{(?P<esc_value>{_NAME})\}}\}}"
     rf"|\[\[(?P<esc_flag>{_NAME})\]\]"
-    r"|\$\{[^}]*\}"
+    r"|\$\{[^{}]*\}"
     rf"|\{{(?P<value>{_NAME})\}}"
     rf"|\[(?P<flag>{_NAME})\]"
 )
+
+_OPENING = re.compile(rf"[{{\[](?={_NAME})")
+_PAIRS = {"{": "}", "[": "]"}
 
 LITERAL, VALUE, FLAG = 0, 1, 2
 
@@ -30,7 +40,7 @@ class RenderError(ValueError):
 class Template:
     """A parsed command template."""
 
-    __slots__ = ("text", "segments", "placeholders", "aliases", "_cache")
+    __slots__ = ("text", "segments", "placeholders", "aliases", "unclosed", "_cache")
 
     def __init__(self, text: str, aliases: Optional[Mapping[str, Any]] = None):
         self.text = text
@@ -38,7 +48,9 @@ class Template:
         self._cache: Dict[tuple, str] = {}  # (kind, name, type, value) -> rendered text
         segments: List[Tuple[int, str]] = []
         position = 0
+        masked = []  # the text with every token blanked out, for finding unclosed placeholders
         for match in _TOKEN.finditer(text):
+            masked.append(text[position:match.start()] + " " * (match.end() - match.start()))
             literal = text[position:match.start()]
             if match.group("esc_value"):
                 literal += "{" + match.group("esc_value") + "}"
@@ -58,6 +70,8 @@ class Template:
                 segments.append((LITERAL, literal))
             position = match.end()
         segments.append((LITERAL, text[position:]))
+        masked.append(text[position:])
+        self.unclosed = _find_unclosed("".join(masked))
         self.segments = tuple((kind, s) for kind, s in segments if kind != LITERAL or s)
         self.placeholders = tuple(dict.fromkeys(s for kind, s in self.segments if kind != LITERAL))
 
@@ -145,9 +159,57 @@ class BoundTemplate:
         return self.format(*args)
 
 
+def _find_unclosed(masked: str) -> List[Tuple[str, int]]:
+    """(`{name` or `[name`, column) of each placeholder left open (see the module docstring)."""
+    out = []
+    for opening, closing in _PAIRS.items():
+        open_positions: List[int] = []
+        for position, char in enumerate(masked):
+            if char == opening:
+                open_positions.append(position)
+            elif char == closing and open_positions:
+                open_positions.pop()
+        for position in open_positions:
+            match = _OPENING.match(masked, position)
+            if match and not (opening == "{" and masked[position - 1:position] == "$"):
+                name = re.match(_NAME, masked[position + 1:]).group(0)
+                out.append((opening + name, position + 1))
+    return sorted(out, key=lambda item: item[1])
+
+
+def unusable_text(value: Any) -> Optional[str]:
+    """Why a string (or one inside a list or mapping) cannot be part of a file name or a command:
+    a NUL byte, or a lone surrogate that no file system encoding can write; None if it can."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{value!r} contains a NUL byte (\\0)"
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return f"{value!r} contains a character that is not valid Unicode"
+        return None
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            problem = unusable_text(item)
+            if problem:
+                return problem
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            problem = unusable_text(key) or unusable_text(item)
+            if problem:
+                return problem
+    return None
+
+
 def render_value(name: str, value: Any) -> str:
     """`{name}`: strings shell-quoted, numbers as written, lists space-joined, bools True/False."""
     if isinstance(value, str):
+        if "\x00" in value or not value.isascii():
+            problem = unusable_text(value)
+            if problem:
+                raise RenderError(f"the value of '{name}', {problem}, which cannot be part of a "
+                                  f"command; remove it")
         return shlex.quote(value)
     if isinstance(value, bool):
         return "True" if value else "False"
