@@ -25,7 +25,8 @@ from typing import Any, Dict, List, Optional
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--enable-unsafe-swiftshader", "--mute-audio", "--hide-scrollbars"]
+         "--disable-dev-shm-usage", "--enable-unsafe-swiftshader", "--mute-audio",
+         "--hide-scrollbars"]
 
 
 # Run in the child: put the pipe ends on fds 3 and 4, then become the browser.

@@ -27,7 +27,8 @@ if code:
     print("diverged at step 3", file=sys.stderr)
     sys.exit(code)
 with open(f"{out}/metrics.json", "w") as f:
-    json.dump({"loss": lr * (2 if opt == "sgd" else 1), "acc": 1 - lr, "val": {"loss": lr + 0.5}}, f)
+    loss = lr * (2 if opt == "sgd" else 1)
+    json.dump({"loss": loss, "acc": 1 - lr, "val": {"loss": lr + 0.5}}, f)
 """
 
 SWEEP = """\
@@ -227,7 +228,8 @@ def test_a_running_sweep(workdir, cli):
         assert data["summary"]["counts"] == {"running": 1, "pending": 1}
     finally:
         for lr in (1, 2):  # let each task's `cat` finish, once it reads
-            writer = support.wait_for(lambda: open_writer(workdir / f"go.{lr}", process),
+            fifo = workdir / f"go.{lr}"
+            writer = support.wait_for(lambda fifo=fifo: open_writer(fifo, process),
                                       what="a reader")
             if writer != "ended":
                 os.close(writer)
@@ -253,8 +255,8 @@ def test_open_hands_the_file_to_the_browser(finished, tmp_path):
     opener.chmod(opener.stat().st_mode | stat.S_IXUSR)
     html = tmp_path / "r.html"
     done = subprocess.run([sys.executable, "-m", "runner", "report", "-o", str(finished),
-                           "--html", str(html), "--open"], env=dict(os.environ, BROWSER=str(opener)),
-                          capture_output=True, text=True, timeout=60)
+                           "--html", str(html), "--open"], check=False, capture_output=True,
+                          env=dict(os.environ, BROWSER=str(opener)), text=True, timeout=60)
     assert done.returncode == 0, done
     assert record.read_text().strip() == html.as_uri()
 
@@ -317,7 +319,8 @@ MARKS = """(() => {
       param: d.dataset.param, points: d.querySelectorAll(".plot path.point").length,
       boxes: d.querySelectorAll(".boxlayer path.box").length})),
     timeline: [...div("timeline").querySelectorAll(".scatterlayer .trace")].map((t) => ({
-      paths: [...t.querySelectorAll("path.js-line")].filter((p) => /\\d/.test(p.getAttribute("d"))).length})),
+      paths: [...t.querySelectorAll("path.js-line")]
+        .filter((p) => /\\d/.test(p.getAttribute("d"))).length})),
     timelineNames: div("timeline")._fullData.map((t) => t.name),
     hoverPoints: div("timeline")._fullData.reduce(
       (n, t) => n + t.x.filter((x) => x !== null).length, 0),
@@ -355,7 +358,8 @@ def test_page_draws_every_part_without_script_errors(page):
 
 
 def test_table_sorts_filters_and_hides_columns(page):
-    column = "[...document.querySelectorAll('#results tbody tr')].map((r) => r.children[{}].textContent)"
+    column = ("[...document.querySelectorAll('#results tbody tr')]"
+              ".map((r) => r.children[{}].textContent)")
     header = "[...document.querySelectorAll('#results thead th')].map((h) => h.textContent)"
     page.evaluate("document.querySelector('#results th[data-column=loss]').click()")
     shown = page.evaluate(header)

@@ -174,7 +174,9 @@
       const gd = $("parcoords");
       if (gd.data) {
         const update = {};
-        gd.data[0].dimensions.forEach((_, k) => { update[`dimensions[${k}].constraintrange`] = null; });
+        gd.data[0].dimensions.forEach((_, k) => {
+          update[`dimensions[${k}].constraintrange`] = null;
+        });
         Plotly.restyle(gd, update);
       }
       select(null);
@@ -229,8 +231,10 @@
       Plotly.purge(gd);
       return Promise.resolve();
     }
-    if (rows.length < D.rows.length) note.push(`${rows.length} of ${D.rows.length} tasks (those with every metric shown).`);
-    if (metric) note.push(`Coloured by ${metric}; drag along an axis to select tasks in the table.`);
+    if (rows.length < D.rows.length) {
+      note.push(`${rows.length} of ${D.rows.length} tasks (those with every metric shown).`);
+    }
+    if (metric) note.push(`Coloured by ${metric}; drag along an axis to select tasks.`);
     $("parcoords-note").textContent = note.join(" ");
     const dimensions = names.map((n) => axis(n, rows.map((i) => D.rows[i][COL[n]])));
     const color = metric ? rows.map((i) => metricValue(D.rows[i], metric)) : "#0969da";
@@ -309,7 +313,8 @@
     }));
   }
   function drawMetricPlots() {
-    return Promise.all([guard("parcoords-note", drawParcoords), guard("by-param-note", drawByParam)]);
+    return Promise.all([guard("parcoords-note", drawParcoords),
+                        guard("by-param-note", drawByParam)]);
   }
 
   // -- timeline -------------------------------------------------------------------------------
