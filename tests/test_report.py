@@ -414,3 +414,25 @@ def test_changing_the_metric_redraws_the_plots(page):
     assert marks["axes"][-1] == "acc" and marks["lines"] == 6
     assert [p["points"] for p in marks["byParam"]] == [6, 6, 6]
     assert page.errors == []
+
+
+def test_values_are_shown_as_text_never_as_markup(browser, make_config, cli, workdir):
+    """Params, metric names and log lines that look like HTML or a closing script tag."""
+    nasty = "</script><b id=injected>x</b>"
+    make_config(f"""
+        template:
+          train: |-
+            printf '{{"<i>m</i>": 1}}' > {{_output}}/metrics.json; echo '{nasty}'; exit {{code}}
+        ---
+        note: ['{nasty}']
+        code: [0, 1]
+    """)
+    assert cli().code == 1
+    assert cli("report", "-o", "output").code == 0
+    page = browser.open((workdir / "output" / "report.html").as_uri(),
+                        "document.body.dataset.ready")
+    assert page.errors == []
+    assert page.evaluate("document.querySelectorAll('#injected, i').length") == 0
+    table = page.evaluate("document.getElementById('results').textContent")
+    assert nasty in table and "<i>m</i>" in table
+    assert nasty in page.evaluate("document.getElementById('failures').textContent")

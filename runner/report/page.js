@@ -10,7 +10,9 @@
   const MAX_AXES = 16;  // parallel coordinates: varying params first, then metrics
   const MANY_POINTS = 2000;  // above this, box plots draw no points and markers get smaller
   const MAX_ROWS = 1000;  // table rows drawn at once (the rest after "Show all")
-  const MAX_BOXES = 30;  // with many tasks, a numeric param of at most this many values: boxes
+  const MAX_BOXES = 30;
+  const MAX_TICKS = 30;  // labelled values on a categorical axis
+  const MAX_CATEGORIES = 200;  // a param of more values (all different names?) is not plotted  // with many tasks, a numeric param of at most this many values: boxes
   const COL = {};
   D.columns.forEach((c, i) => { COL[c.name] = i; });
   const $ = (id) => document.getElementById(id);
@@ -212,8 +214,10 @@
     const text = values.map((v) => (v === null || v === undefined ? "(none)" : fmt(v)));
     const categories = [...new Set(text)].sort(natural);
     const index = new Map(categories.map((c, i) => [c, i]));
+    const step = Math.ceil(categories.length / MAX_TICKS);  // label every step-th value
+    const ticks = categories.map((_, i) => i).filter((i) => i % step === 0);
     return {label: name, values: text.map((t) => index.get(t)),
-            tickvals: categories.map((_, i) => i), ticktext: categories};
+            tickvals: ticks, ticktext: ticks.map((i) => categories[i])};
   }
   function drawParcoords() {
     const gd = $("parcoords");
@@ -290,6 +294,10 @@
       const hover = `%{text}<br>${p.name} %{x}<br>${metric} %{y}<extra></extra>`;
       let trace, type = p.numeric ? (p.log ? "log" : "linear") : "category";
       const distinct = new Set(raw.map((v) => fmt(v)));
+      if (!p.numeric && distinct.size > MAX_CATEGORIES) {
+        div.textContent = `${p.name}: ${distinct.size} different values, too many to plot.`;
+        return Promise.resolve();
+      }
       if (p.numeric && (!many || distinct.size > MAX_BOXES)) {
         trace = {type: many ? "scattergl" : "scatter", mode: "markers", x: raw.map(num), y: y,
                  text: names, hovertemplate: hover,
@@ -356,7 +364,7 @@
       line: {width: Math.max(4, laneHeight * 0.6), color: COLORS[state] || COLORS.pending}}));
     const height = 110 + laneHeight * t.lanes.length;
     const layout = {height: height, hovermode: "closest", showlegend: true,
-                    margin: {l: 150, r: 20, t: 10, b: 80},
+                    margin: {l: 150, r: 20, t: 30, b: 80},
                     legend: {orientation: "h", x: 0, y: -60 / (height - 90), yanchor: "top"},
                     xaxis: {type: "date"},
                     yaxis: {type: "category", categoryorder: "array", categoryarray: t.lanes,
