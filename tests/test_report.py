@@ -436,3 +436,22 @@ def test_values_are_shown_as_text_never_as_markup(browser, make_config, cli, wor
     table = page.evaluate("document.getElementById('results').textContent")
     assert nasty in table and "<i>m</i>" in table
     assert nasty in page.evaluate("document.getElementById('failures').textContent")
+
+
+@pytest.mark.parametrize("tasks", [0, 2])
+def test_nothing_to_plot_is_said_not_failed(browser, make_config, cli, workdir, tasks):
+    """No task yet, or tasks without metrics: each part says why it is empty; no error."""
+    if tasks:
+        make_config("template:\n  a: echo {x}\n---\nx: [1, 2]\n")
+        assert cli().code == 0
+    else:
+        (workdir / "output").mkdir()
+    assert cli("report", "-o", "output").code == 0
+    page = browser.open((workdir / "output" / "report.html").as_uri(),
+                        "document.body.dataset.ready")
+    assert page.evaluate("document.body.dataset.ready") == "1" and page.errors == []
+    assert rows_shown(page) == tasks
+    notes = page.evaluate("document.getElementById('by-param-note').textContent")
+    assert notes == "No task wrote a numeric metric (metrics.json)."
+    timeline = page.evaluate("document.querySelectorAll('#timeline .js-line').length")
+    assert (timeline > 0) == bool(tasks)
