@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import stat
 import time
 from datetime import datetime, timezone
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -288,8 +289,6 @@ def read_tail(path: Any, count: int = TAIL_LINES) -> List[str]:
 
 
 def _is_regular(fd: int) -> bool:
-    import stat
-
     return stat.S_ISREG(os.fstat(fd).st_mode)
 
 
