@@ -8,6 +8,7 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "runner" / "__init__.py"
 
 SWEEP = ["pandas>=1.5", "joblib>=1.2", "jinja2>=3.0"]
 GPU = ["nvidia-ml-py>=12.535"]
+REPORT = ["plotly>=5.0"]  # `run report` embeds the plotly.js that plotly.py ships
 
 setup(
     name="runner",
@@ -17,12 +18,14 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.9",
     packages=find_packages(include=["runner", "runner.*"]),
+    package_data={"runner.report": ["page.html", "page.css", "page.js"]},
     install_requires=["PyYAML>=5.4"],
     extras_require={
         "sweep": SWEEP,
         "gpu": GPU,
-        "test": SWEEP + GPU + ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6",
-                               "distributed>=2023.1", "tabulate>=0.8.2"],
+        "report": REPORT,
+        "test": SWEEP + GPU + REPORT + ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6",
+                                        "distributed>=2023.1", "tabulate>=0.8.2"],
     },
     entry_points={
         "console_scripts": [

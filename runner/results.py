@@ -120,6 +120,12 @@ def collect_rows(output: str, warnings: Optional[List[str]] = None) -> List[Row]
     """One row per task of the task directory (no pandas needed); warnings about single rows
     are appended to `warnings`."""
     store, states = collect_states(output)
+    return make_rows(store, states, warnings)
+
+
+def make_rows(store, states: List[TaskState], warnings: Optional[List[str]] = None
+              ) -> List[Row]:
+    """The rows of states already read (see `collect_states`)."""
     rows = []
     for state in states:
         row, warning = make_row(state, store.kind == "runfile")

@@ -20,6 +20,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args and args[0] in SUBCOMMANDS:
         module = importlib.import_module(SUBCOMMANDS[args[0]][0])
         return module.main(args[1:])
+    if args and not args[0].startswith("-"):  # `run` alone takes only options: a typo?
+        from runner.errors import did_you_mean
+
+        hint = did_you_mean(args[0], SUBCOMMANDS)
+        if hint:
+            from runner.cli.common import EXIT_USAGE, print_error
+
+            print_error(f"unknown command '{args[0]}'{hint}")
+            return EXIT_USAGE
     from runner.cli import yaml_run
 
     return yaml_run.main(args)

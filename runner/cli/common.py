@@ -105,19 +105,3 @@ def format_duration(seconds: float) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def tail_lines(path: Optional[str], count: int = 5, block: int = 8192) -> List[str]:
-    """The last `count` lines of a file (empty if it cannot be read)."""
-    if not path:
-        return []
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            size = f.tell()
-            f.seek(max(0, size - block))
-            data = f.read()
-    except OSError:
-        return []
-    lines = data.decode("utf-8", "replace").splitlines()
-    return lines[-count:]

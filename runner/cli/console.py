@@ -15,8 +15,9 @@ import threading
 import time
 from typing import IO, Callable, Dict, Iterable, List, Optional
 
-from runner.cli.common import format_duration, tail_lines
+from runner.cli.common import format_duration
 from runner.execution.executor import Events
+from runner.store.files import read_tail
 from runner.task import CommandResult, Slot, Status, Task, TaskResult
 
 LOG_TAIL = 5
@@ -251,8 +252,8 @@ def write_summary(console: Console, results: List[TaskResult], skipped: int, not
         where = f" on {result.slot}" if result.slot is not None else ""
         out.append(f"  {result.task.name} {command.command}: {describe_end(command)}{where}; "
                    f"log {command.log}")
-        out.extend(f"      | {line}" for line in tail_lines(command.log, LOG_TAIL))
-        err_lines = tail_lines(command.err_log, LOG_TAIL)
+        out.extend(f"      | {line}" for line in read_tail(command.log, LOG_TAIL))
+        err_lines = read_tail(command.err_log, LOG_TAIL)
         if err_lines:
             out.append(f"    stderr ({command.err_log}):")
         out.extend(f"      | {line}" for line in err_lines)

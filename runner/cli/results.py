@@ -22,7 +22,9 @@ def make_parser() -> ArgumentParser:
     out = parser.add_mutually_exclusive_group()
     out.add_argument("--csv", metavar="FILE", help="write CSV to FILE ('-' for stdout)")
     out.add_argument("--json", metavar="FILE", help="write JSON records to FILE ('-' for stdout)")
-    parser.add_argument("--sort", metavar="COL", help="sort rows by this column")
+    parser.add_argument("--sort", metavar="COL",
+                        help="sort rows by this column; -COL sorts descending (missing values "
+                             "last either way)")
     parser.add_argument("--columns", nargs="+", metavar="COL",
                         help="show only these columns (default: params, _state, _runtime, "
                              "metrics)")
@@ -32,10 +34,10 @@ def make_parser() -> ArgumentParser:
 
 @command
 def main(argv: List[str]) -> int:
-    from runner.errors import UsageError
+    from runner.errors import UsageError, did_you_mean
     from runner.results import collect_rows, table_columns
 
-    args = make_parser().parse_args(argv)
+    args = make_parser().parse_args(_join_sort(argv))
     for path in (args.csv, args.json):
         if path and path != "-":
             _check_destination(path)
@@ -57,10 +59,13 @@ def main(argv: List[str]) -> int:
         shown = [c for c in columns if not c.startswith("_")]
         shown[len(rows[0].params) if rows else 0:0] = ["_name", "_state", "_runtime"]
     if args.sort:
-        if args.sort not in columns:
-            raise UsageError(f"--sort {args.sort}: no such column; columns are "
-                             f"{', '.join(columns)}")
-        records.sort(key=lambda r: _sort_key(r.get(args.sort)))
+        descending = args.sort.startswith("-") and args.sort not in columns
+        column = args.sort[1:] if descending else args.sort
+        if column not in columns:
+            raise UsageError(f"--sort {args.sort}: no such column{did_you_mean(column, columns)};"
+                             f" columns are {', '.join(columns)}")
+        records.sort(key=lambda r: _sort_key(r.get(column)), reverse=descending)
+        records.sort(key=lambda r: _sort_key(r.get(column))[0])  # missing values stay last
     if args.json:
         _write(args.json, json.dumps([{c: _finite(r.get(c)) for c in shown} for r in records],
                                      indent=2, default=str, allow_nan=False) + "\n")
@@ -100,6 +105,16 @@ def _check_destination(path: str) -> None:
         raise UsageError(f"{path}: no folder {folder}; create it first or write elsewhere")
     if not os.access(folder, os.W_OK):
         raise UsageError(f"{path}: cannot write into {folder}; choose a writable folder")
+
+
+def _join_sort(argv: List[str]) -> List[str]:
+    """`--sort -loss` as `--sort=-loss`: argparse would take `-loss` for an option."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--sort" and out[i + 1].startswith("-"):
+            out[i:i + 2] = [f"--sort={out[i + 1]}"]
+            break
+    return out
 
 
 def _sort_key(value: Any):

@@ -6,6 +6,8 @@ SUBCOMMANDS = {
     "sweep": ("runner.cli.gridspec", "write the runfile of a gridspec (a grid of parameters)"),
     "status": ("runner.cli.status", "show every task's state in an output directory"),
     "results": ("runner.cli.results", "every task's params, state, timings and metrics as a table"),
+    "report": ("runner.cli.report",
+               "one HTML file with the table, plots, timeline and failures of a sweep"),
     "exec-task": ("runner.cli.exec_task", "run one task of a task table (used by remote engines)"),
     "cancel": ("runner.cli.cancel", "stop what runs for an output directory: a local run, "
                                     "cluster jobs"),

@@ -28,6 +28,9 @@ def make_parser() -> ArgumentParser:
                "2 bad input, 130 interrupted")
     parser = ArgumentParser(prog="run", description=DESCRIPTION, epilog=epilog,
                             formatter_class=RawDescriptionHelpFormatter)
+    from runner import __version__
+
+    parser.add_argument("--version", action="version", version=f"run {__version__}")
     parser.add_argument("-y", "--yaml", default="params.yaml", metavar="FILE",
                         help="the YAML file (default: params.yaml)")
     parser.add_argument("-o", "--output", default="output", metavar="DIR",

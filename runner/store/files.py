@@ -11,7 +11,7 @@ import stat
 import sys
 import threading
 import time
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from runner.errors import DamagedFileError, UnsafePathError, WriteError
 
@@ -346,6 +346,28 @@ def read_json(path: str, limit: int = MAX_STATE_BYTES) -> Optional[Any]:
     except (ValueError, RecursionError) as e:
         reason = "nested too deep" if isinstance(e, RecursionError) else str(e)
         raise DamagedFileError(path, f"not valid JSON ({reason})") from None
+
+
+def read_tail(path: Optional[str], count: int = 5, block: int = 16384) -> List[str]:
+    """The last `count` lines of a log (at most `block` bytes read; empty when it cannot be
+    read). Never through a link, never from a FIFO."""
+    if not isinstance(path, str) or not path:
+        return []
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        size = os.lseek(fd, 0, os.SEEK_END)
+        os.lseek(fd, max(0, size - block), os.SEEK_SET)
+        data = os.read(fd, block)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    return data.decode("utf-8", "replace").splitlines()[-count:]
 
 
 class FileLock:

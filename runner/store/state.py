@@ -7,6 +7,7 @@ older formats), and the one place that says what shape a state file must have to
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
@@ -121,6 +122,17 @@ class TaskState:
         if self.note:
             out["note"] = self.note
         return out
+
+    def log_of(self, entry: Dict[str, Any], key: str = "log") -> Optional[str]:
+        """Where a command's log is: as recorded (relative to where the run was started), or,
+        from elsewhere, the file of that name in the task's directory."""
+        path = entry.get(key)
+        if not isinstance(path, str) or not path:
+            return None
+        if os.path.isabs(path) or os.path.lexists(path) or not self.dir:
+            return path
+        beside = os.path.join(self.dir, os.path.basename(path))
+        return beside if os.path.lexists(beside) else path
 
     def resummarize(self) -> None:
         if self.state is not Status.UNREADABLE:
