@@ -49,7 +49,7 @@ def main(argv: List[str]) -> int:
             what = text if len(text) <= COMMAND_WIDTH else text[:COMMAND_WIDTH - 3] + "..."
         else:
             what = " ".join(f"{c}:{e.get('status')}" for c, e in state.commands.items())
-        rows.append((state.name, state.state.value, what or "-",
+        rows.append((state.name, state.label, what or "-",
                      f"{sum(durations):.1f}s" if any(durations) else "-", str(gpus or "-"),
                      last[:19].replace("T", " ") or "-"))
     if any(state.note for state in states):  # unreadable files, or what an engine added

@@ -44,6 +44,8 @@ def make_parser() -> ArgumentParser:
                              "-r auto: every GPU that NVML reports")
     parser.add_argument("-f", "--force", action="store_true",
                         help="re-run commands that already succeeded")
+    parser.add_argument("--rerun-changed", action="store_true",
+                        help="re-run done commands whose params or command changed since they ran")
     parser.add_argument("-d", "--debug", action="store_true",
                         help="run only the first task (even if done), streaming its output")
     parser.add_argument("--dry-run", action="store_true",
@@ -97,11 +99,12 @@ def run_yaml(args) -> int:
     try:
         if args.debug:
             return _debug(plan, config, store, resources, datetime, args)
-        split = store.split(plan.tasks, args.force)
+        split = _split(plan, store, args)
         if args.dry_run:
             _print_dry_run(plan, split, store, args.force)
             return EXIT_OK
         _prepare_output(args, config, store)
+        store.write_changed(split)
         console = _console(args, split)
         console.lines(_header(plan, split, args) + [f"note: {n}" for n in resources.notices]
                       + [resources.describe()])
@@ -111,6 +114,11 @@ def run_yaml(args) -> int:
         return _run_here(plan, split, store, resources, datetime, args, console)
     finally:
         resources.close()
+
+
+def _split(plan, store, args):
+    return store.split(plan.tasks, args.force, rerun_changed=args.rerun_changed,
+                       as_of=plan.commands_as_of)
 
 
 def _resource(args, config):
@@ -148,7 +156,7 @@ def _run_here(plan, split, store, resources, datetime: str, args, console) -> in
     request = RunRequest(store=store, tasks=split.tasks, datetime=datetime,
                          skipped=len(split.done), grace=args.grace, force=args.force,
                          slots=resources.slots, admission=resources.admission,
-                         exec_options=ExecOptions(force=args.force,
+                         exec_options=ExecOptions(force=args.force, rerun=split.rerun(),
                                                   devices=resources.device_records()),
                          info=_info(args, plan))
     return run_request(load_engine("local"), request, console)
@@ -159,8 +167,9 @@ def _run_elsewhere(args, config, plan, store, engine: str, profile, datetime: st
     from runner.backends.base import RunRequest
     from runner.backends.registry import load_engine
     from runner.cli.engine import engine_settings, profile_name, run_request
+    from runner.execution.executor import ExecOptions
 
-    split = store.split(plan.tasks, args.force)
+    split = _split(plan, store, args)
     console = _console(args, split)
     header = _header(plan, split, args)
     header[0] += f" ({engine}{profile_name(profile)})"
@@ -168,7 +177,9 @@ def _run_elsewhere(args, config, plan, store, engine: str, profile, datetime: st
     request = RunRequest(store=store, tasks=split.tasks, datetime=datetime,
                          skipped=len(split.done), grace=args.grace, force=args.force,
                          profile=profile, settings=engine_settings(args), info=_info(args, plan),
-                         prepare=lambda: _prepare_output(args, config, store),
+                         exec_options=ExecOptions(rerun=split.rerun()),
+                         prepare=lambda: (_prepare_output(args, config, store),
+                                          store.write_changed(split)),
                          dry_run=args.dry_run)
     return run_request(load_engine(engine), request, console)
 
@@ -216,6 +227,12 @@ def _header(plan, split, args) -> List[str]:
         out.append(f"note: {notice}")
     if plan.orphans:
         out.append(f"orphans (in no selected template): {', '.join(plan.orphans)}")
+    changed = sum(len(c) for c in split.changed.values())
+    if changed:
+        out.append(f"note: {plural(changed, 'done command')} changed since "
+                   f"{'it' if changed == 1 else 'they'} ran (params or command differ): "
+                   + ("running again (--rerun-changed)" if args.rerun_changed else
+                      "skipped; --rerun-changed runs them again, --dry-run shows what changed"))
     for name, note in list(split.notes.items())[:SHOWN_NOTES]:
         out.append(f"warning: {note}; {name} runs again")
     if len(split.notes) > SHOWN_NOTES:
@@ -252,10 +269,42 @@ def _print_dry_run(plan, split, store, force: bool) -> None:
                 stat = store.read_stat(task.name)
             except (DamagedFileError, UnsafePathError):
                 stat = {}
+        changed = split.changed.get(task.name, {})
         for name, text in task.commands.items():
+            reason = _reason(stat.get(name), force)
+            if name in changed:
+                reason = "done, but changed: " + _what_changed(store, task, changed[name])
+                if name in todo_commands:
+                    reason += "; --rerun-changed"
             lines.append(f"  {name}: {'run' if name in todo_commands else 'skip'} "
-                         f"({_reason(stat.get(name), force)}): {text}")
+                         f"({reason}): {text}")
     sys.stdout.write("\n".join(lines) + "\n")
+
+
+def _what_changed(store, task, changes) -> str:
+    """'params lr, epochs' / 'command': what differs from what ran, for --dry-run."""
+    import json
+
+    from runner.errors import DamagedFileError, UnsafePathError
+    from runner.store.files import read_json
+
+    out = []
+    if "params" in changes:
+        try:
+            old = read_json(store.paths(task.name).param) or {}
+        except (DamagedFileError, UnsafePathError):
+            old = {}
+        new = task.params
+
+        def same(key):
+            return json.dumps(old.get(key), sort_keys=True, default=str) == json.dumps(
+                new.get(key), sort_keys=True, default=str)
+
+        keys = sorted(k for k in {*old, *new} if not k.startswith("_") and not same(k))
+        out.append("params " + (", ".join(keys) if keys else "(their values)"))
+    if "command" in changes:
+        out.append("command")
+    return " and ".join(out)
 
 
 def _reason(entry: Optional[Dict], force: bool) -> str:

@@ -22,7 +22,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from runner.errors import DamagedFileError, UnsafePathError, WriteError
 from runner.execution.process import Child, ProcessGroups, signal_group, stop_group
@@ -30,7 +30,7 @@ from runner.gpu.binding import CUDA_DEVICE_ORDER, CUDA_VISIBLE_DEVICES, PCI_BUS_
 from runner.identity import HOST, MARKER, invocation_mark, is_ours, start_time
 from runner.store.base import TaskStore
 from runner.store.files import open_append
-from runner.store.state import is_done
+from runner.store.state import is_done, params_digest
 from runner.task import CommandResult, Slot, Status, Task, TaskResult
 
 _COMPOUND = re.compile(r"[;&|<>()`\n]|\$\(")
@@ -76,6 +76,7 @@ class ExecOptions:
     """
 
     force: bool = False
+    rerun: Dict[str, Set[str]] = field(default_factory=dict)  # task -> done commands to rerun
     echo: Optional[Callable[[bytes], None]] = None
     record: Dict[str, Any] = field(default_factory=dict)
     devices: Dict[str, Dict[str, Any]] = field(default_factory=dict)
@@ -156,7 +157,8 @@ class TaskExecutor:
         if self._clear_stale(task, state):
             self.store.write_state(task, state)
         force = self.options.force
-        todo = [c for c in task.commands if force or not is_done(state.get(c))]
+        rerun = self.options.rerun.get(task.name, ())
+        todo = [c for c in task.commands if force or c in rerun or not is_done(state.get(c))]
         if not todo:
             return TaskResult(task, slot, status=Status.SKIPPED)
         self.store.write_params(task, {
@@ -250,7 +252,8 @@ class TaskExecutor:
                 return None
             entry = {"code": 1, "status": Status.RUNNING.value, "exit_status": None,
                      "signal": None, "start": now_iso(), "end": None, "duration": None,
-                     "slot": slot.index, "host": HOST,
+                     "command": task.commands[name], "params": params_digest(task.params),
+                     "datetime": self.datetime, "slot": slot.index, "host": HOST,
                      "gpus": slot.cuda_visible_devices if self.options.bind_gpus else None,
                      "pid": proc.pid, "pid_start": start_time(proc.pid),
                      "runner_pid": os.getpid(), "runner_start": self._runner_start,

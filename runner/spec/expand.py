@@ -29,6 +29,7 @@ DEFAULT_SEED = 0
 DEFAULT_MAX_TASKS = 1_000_000  # the task cap: --max-tasks N raises it
 DATETIME_FORMAT = "%Y-%m-%d.%H_%M_%S"
 TIME_FORMAT = "%Y%m%d.%H%M%S"  # `{_time}`, as mlrunner writes it
+TIME_PARAMS = frozenset(("_datetime", "_time"))  # reserved params that change per invocation
 LOG_NAME = "log.{command}.{datetime}"  # a command's log; `.<name>` follows with --no-param-dir
 DEFAULT_NAME_MAX = 255  # bytes in one file name, where the file system does not say
 MAX_LISTED = 3  # tasks named per problem in an error message
@@ -57,6 +58,24 @@ class Plan:
     orphans: List[str] = field(default_factory=list)
     notices: List[str] = field(default_factory=list)
     seed: Optional[int] = None
+    templates: Dict[str, Template] = field(default_factory=dict)
+
+    def commands_as_of(self, task: Task, datetime: str) -> Dict[str, str]:
+        """The task's commands as they read when its invocation's `_datetime` was `datetime`
+        (only templates that use `{_datetime}` or `{_time}` read differently)."""
+        commands = dict(task.commands)
+        params = None
+        for name in commands:
+            template = self.templates.get(name)
+            if template is None or not TIME_PARAMS.intersection(template.placeholders):
+                continue
+            if params is None:
+                params = {**task.params, "_datetime": datetime, "_time": make_time(datetime)}
+            try:
+                commands[name] = template.render(params)
+            except (KeyError, RenderError):
+                pass
+        return commands
 
 
 def make_datetime() -> str:
@@ -453,7 +472,8 @@ def expand(config: Config, selection: Selection, output: str, datetime: str,
     used = [c for c in commands if any(c in t.commands for t in tasks)] if any(
         d.commands is not None for d in documents) else commands
     return Plan(tasks=tasks, commands=used, duplicates=expander.duplicates, orphans=orphans,
-                notices=notices, seed=selection.seed if selection.sample is not None else None)
+                notices=notices, seed=selection.seed if selection.sample is not None else None,
+                templates=expander.templates)
 
 
 def _count(names: List[str]) -> str:

@@ -40,6 +40,17 @@ class Split:
     todo: List[Tuple[Task, List[str]]] = field(default_factory=list)
     done: List[Task] = field(default_factory=list)
     notes: Dict[str, str] = field(default_factory=dict)
+    # task -> {done command -> what changed since it ran: 'params', 'command'}; skipped unless
+    # the split was asked to run changed work again (then they are in `todo`)
+    changed: Dict[str, Dict[str, List[str]]] = field(default_factory=dict)
+    changed_since: Dict[Tuple[str, str], Any] = field(default_factory=dict)  # its run's start
+
+    def rerun(self) -> Dict[str, set]:
+        """task -> the done commands that must run again (changed ones, when rerun)."""
+        todo = {t.name: set(c) for t, c in self.todo}
+        return {name: {c for c in commands if c in todo.get(name, ())}
+                for name, commands in self.changed.items()
+                if any(c in todo.get(name, ()) for c in commands)}
 
     @property
     def tasks(self) -> List[Task]:

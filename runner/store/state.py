@@ -7,12 +7,14 @@ older formats), and the one place that says what shape a state file must have to
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from runner.errors import DamagedFileError
 from runner.identity import HOST, is_alive
+from runner.store.files import encode_params
 from runner.task import Status
 
 # The statuses a command's entry may hold on disk.
@@ -37,6 +39,24 @@ def is_done(entry: Optional[Dict[str, Any]]) -> bool:
     if status == "done":
         return entry.get("code", 0) == 0
     return type(status) is int and status == 0
+
+
+def params_digest(params: Dict[str, Any]) -> str:
+    """A short digest of a task's params (the reserved `_` ones left out), recorded with each
+    command so that a later run can tell whether the params it ran with have changed."""
+    own = {k: v for k, v in params.items() if not k.startswith("_")}
+    return hashlib.sha256(encode_params(own)).hexdigest()[:16]
+
+
+def what_changed(entry: Dict[str, Any], command: str, digest: str) -> List[str]:
+    """What differs between a done command's entry and what would run now: 'params' and/or
+    'command' (entries written before these were recorded cannot tell, and say nothing)."""
+    changes = []
+    if entry.get("params", digest) != digest:
+        changes.append("params")
+    if entry.get("command", command) != command:
+        changes.append("command")
+    return changes
 
 
 def entry_status(entry: Dict[str, Any]) -> Status:
@@ -114,6 +134,13 @@ class TaskState:
     params: Dict[str, Any] = field(default_factory=dict)
     dir: str = ""
     note: str = ""  # why it is unreadable, or what an engine adds (its job, state and reason)
+    changed: Dict[str, List[str]] = field(default_factory=dict)  # done command -> what changed
+
+    @property
+    def label(self) -> str:
+        """The state as `run status` shows it: `done (changed)` for work done with other
+        params or another command than the last run would use."""
+        return f"{self.state.value} (changed)" if self.changed else self.state.value
 
     def to_json(self) -> Dict[str, Any]:
         out = {"name": self.name, "state": self.state.value, "dir": self.dir,
@@ -121,6 +148,8 @@ class TaskState:
                "params": {k: v for k, v in self.params.items() if k != "_commands"}}
         if self.note:
             out["note"] = self.note
+        if self.changed:
+            out["changed"] = self.changed
         return out
 
     def log_of(self, entry: Dict[str, Any], key: str = "log") -> Optional[str]:

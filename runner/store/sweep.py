@@ -16,18 +16,20 @@ With `--no-param-dir`, logs are `<output>/log.<cmd>.<dt>.<name>` and the task's 
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from runner.errors import DamagedFileError, UnsafePathError
 from runner.store.base import STATE_DIR, Split, TaskStore
 from runner.store.files import (FileLock, check_file, encode_params, encode_state,
-                                make_directory, read_json, write_owned)
-from runner.store.state import TaskState, is_done, is_stale, parse_params, parse_stat, summarize
+                                make_directory, read_json, write_json, write_owned)
+from runner.store.state import (TaskState, is_done, is_stale, params_digest, parse_params,
+                                parse_stat, summarize, what_changed)
 from runner.task import Status, Task
 
 PARAM_FILE = "param.json"
 STAT_FILE = "stat.json"
 TASK_STATE_DIR = os.path.join(STATE_DIR, "tasks")
+CHANGED_FILE = "changed.json"  # <output>/.runner/changed.json: what the last planning found
 
 
 class TaskPaths:
@@ -85,7 +87,11 @@ class SweepStore(TaskStore):
 
     # -- planning -------------------------------------------------------------------------------
 
-    def split(self, tasks: List[Task], force: bool = False) -> Split:
+    def split(self, tasks: List[Task], force: bool = False, rerun_changed: bool = False,
+              as_of: Optional[Callable[[Task, str], Dict[str, str]]] = None) -> Split:
+        """Which commands still have to run. A done command whose params or command differ from
+        what ran (`as_of(task, datetime)` gives the commands as they read at the datetime they
+        ran) is in `changed`, and skipped unless `rerun_changed`."""
         split = Split()
         if force or not os.path.isdir(self.output):
             split.todo = [(t, list(t.commands)) for t in tasks]
@@ -96,12 +102,38 @@ class SweepStore(TaskStore):
             except (DamagedFileError, UnsafePathError) as e:
                 split.notes[task.name] = str(e)
                 stat = {}
-            pending = [c for c in task.commands if not is_done(stat.get(c))]
+            pending = []
+            digest = None
+            for command, text in task.commands.items():
+                entry = stat.get(command)
+                if not is_done(entry):
+                    pending.append(command)
+                    continue
+                digest = digest or params_digest(task.params)
+                if entry.get("command", text) != text and as_of and entry.get("datetime"):
+                    text = as_of(task, entry["datetime"])[command]
+                changes = what_changed(entry, text, digest)
+                if changes:
+                    split.changed.setdefault(task.name, {})[command] = changes
+                    split.changed_since[(task.name, command)] = entry.get("start")
+                    if rerun_changed:
+                        pending.append(command)
             if pending:
-                split.todo.append((task, pending))
+                split.todo.append((task, [c for c in task.commands if c in pending]))
             else:
                 split.done.append(task)
         return split
+
+    def write_changed(self, split: Split) -> None:
+        """Record what the last planning found changed, for `run status` (`done (changed)`)."""
+        path = os.path.join(self.state_dir, CHANGED_FILE)
+        if not split.changed and not os.path.lexists(path):
+            return
+        make_directory(self.state_dir)
+        record = {name: {c: {"changes": changes, "start": split.changed_since.get((name, c))}
+                         for c, changes in commands.items()}
+                  for name, commands in split.changed.items()}
+        write_json(path, record, indent=None, sort_keys=False)
 
     # -- what the executor uses -----------------------------------------------------------------
 
@@ -167,6 +199,7 @@ class SweepStore(TaskStore):
         for directory in self.iter_task_dirs():
             state = read_task_dir(directory)
             states.setdefault(state.name, state)
+        self._mark_changed(states)
         for _, table in self.iter_run_tables():
             for task in table["tasks"]:
                 known = states.get(task["name"])
@@ -183,6 +216,25 @@ class SweepStore(TaskStore):
 
     def state_of(self, name: str) -> TaskState:
         return read_task_dir(self.paths(name).dir)
+
+    def _mark_changed(self, states: Dict[str, TaskState]) -> None:
+        """Done commands the last planning found changed, and that have not run since."""
+        path = os.path.join(self.state_dir, CHANGED_FILE)
+        try:
+            changed = read_json(path)
+        except (DamagedFileError, UnsafePathError):
+            return
+        if not isinstance(changed, dict):
+            return
+        for name, commands in changed.items():
+            state = states.get(name)
+            if state is None or not isinstance(commands, dict):
+                continue
+            for command, found in commands.items():
+                entry = state.commands.get(command) or {}
+                if (is_done(entry) and isinstance(found, dict) and isinstance(
+                        found.get("changes"), list) and found.get("start") == entry.get("start")):
+                    state.changed[command] = found["changes"]  # and it has not run since
 
 
 def read_task_dir(directory: str) -> TaskState:
