@@ -16,8 +16,14 @@ Files a run writes (calc_dir="calc", database_basename="database.pk")::
     calc.bak_<time>_run_id_<id>/           backup=True: a copy of calc/ before the run
 
 Modules: params (building params), hashing (pset_hash, washing), database (df_* helpers),
-runloop (run), call (one func call), execution (serial, pool, dask), gpuslots (gpus=...),
-journal (crash safety), templates (prep_batch), git, helpers, fileio, scripts (psweep-* CLIs).
+runloop (run), merge (the database shared by runs at the same time), call (one func call),
+execution (serial, pool, dask), workers (worker processes), gpuslots (gpus=...), journal (crash
+safety), templates (prep_batch), git, helpers, fileio, scripts (psweep-* CLIs), psweep (the
+module path `psweep.psweep`).
+
+Like psweep's, this namespace also hands on the modules and names psweep's code imports, which
+psweep scripts call through it (`ps.np`, `ps.pd`, `ps.os`, `ps.pj`, `ps.GIT_ADD_ALL`, ...): every
+public name of `dir(psweep)` is here, as the same object. `ps.jinja2` is imported on first use.
 
 Where we differ from psweep 0.16 on purpose (psweep scripts keep working):
 
@@ -29,10 +35,11 @@ Where we differ from psweep 0.16 on purpose (psweep scripts keep working):
   read databases written with pandas 3.
 """
 
-# ruff: noqa: E402  (the dependency check must run before the imports below)
+# ruff: noqa: E402, I001  (the dependency check must run before the imports below)
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 from runner import __version__
 from runner.sweep.errors import SweepDependencyError
@@ -42,6 +49,34 @@ for _module in ("pandas", "joblib"):
         importlib.import_module(_module)
     except ImportError as _ex:
         raise SweepDependencyError(_module, "sweep", "runner.sweep") from _ex
+
+# The names psweep's namespace hands on (its module imports them); psweep scripts use them.
+import copy
+import itertools
+import json
+import multiprocessing as mp
+import os
+import pickle
+import platform
+import re
+import shutil
+import string
+import subprocess
+import sys
+import time
+import uuid
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from functools import partial, wraps
+from io import IOBase, StringIO
+from typing import Callable, Iterator, Sequence
+
+import joblib
+import numpy as np
+import pandas as pd
+import yaml
+
+pj = os.path.join
 
 from runner.sweep.call import capture_failures_wrapper, capture_logs_wrapper, func_wrapper
 from runner.sweep.database import (
@@ -73,7 +108,7 @@ from runner.sweep.fileio import (
     pickle_read,
     pickle_write,
 )
-from runner.sweep.git import git_clean, git_enter, git_exit, in_git_repo
+from runner.sweep.git import GIT_ADD_ALL, git_clean, git_enter, git_exit, in_git_repo
 from runner.sweep.hashing import FILL_VALUE, PSET_HASH_ALG, pset_hash
 from runner.sweep.helpers import (
     flatten,
@@ -106,6 +141,63 @@ from runner.sweep.templates import (
     gather_machines,
     prep_batch,
 )
+from runner.sweep import psweep
+
+_LAZY_MODULES = ("jinja2",)  # psweep imports it at once; we do when it is first asked for
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as ex:
+            raise SweepDependencyError(name, "sweep", f"runner.sweep.{name}") from ex
+        globals()[name] = module
+        return module
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY_MODULES))
+
+
+# psweep has no __all__, so `from psweep import *` gives every public name, modules included.
+PSWEEP_NAMESPACE = [
+    "Any",
+    "Callable",
+    "GIT_ADD_ALL",
+    "IOBase",
+    "Iterator",
+    "Sequence",
+    "StringIO",
+    "copy",
+    "importlib",
+    "itertools",
+    "jinja2",
+    "joblib",
+    "json",
+    "mp",
+    "np",
+    "os",
+    "partial",
+    "pd",
+    "pickle",
+    "pj",
+    "platform",
+    "psweep",
+    "re",
+    "redirect_stderr",
+    "redirect_stdout",
+    "shutil",
+    "string",
+    "subprocess",
+    "sys",
+    "time",
+    "uuid",
+    "warnings",
+    "wraps",
+    "yaml",
+]
 
 __all__ = [
     "CALC_DIR",
@@ -171,4 +263,5 @@ __all__ = [
     "run",
     "stargrid",
     "system",
+    *PSWEEP_NAMESPACE,
 ]
