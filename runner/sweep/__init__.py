@@ -2,11 +2,13 @@
 
 Same functions, signatures, database files, hashes and templates as psweep 0.16; the additions
 are opt-in keywords of `run` (all off by default). Needs the `sweep` extra (pandas, joblib,
-jinja2), imported only when this package is: `pip install 'runner[sweep]'`.
+jinja2, tabulate), imported only when this package is: `pip install 'runner[sweep]'`.
 
 Files a run writes (calc_dir="calc", database_basename="database.pk")::
 
-    calc/database.pk                       run(), at the end (save=True): pickled DataFrame
+    calc/database.pk                       run(), at the end (save=True): pickled DataFrame,
+                                           merged with what other runs wrote meanwhile, under
+                                           an flock on calc/ itself (see runner.sweep.merge)
     calc/<_pset_id>/logs.txt               the worker running the pset (capture_logs with "file")
     calc/tmpsave/<_run_id>/<_pset_id>.pk   the worker, per finished row (tmpsave=True)
     calc/journal/<_run_id>/<_pset_id>.pk   the worker, per finished row (crash_safe=True); removed
@@ -31,8 +33,18 @@ Where we differ from psweep 0.16 on purpose (psweep scripts keep working):
   columns into ints and, on pandas 3, NA in text columns into nan).
 * Errors are RunnerErrors that also derive from the type psweep raised (AssertionError,
   ValueError, TypeError); messages say what was expected.
-* Every file is written atomically; databases have an object column index, so pandas 2 can
-  read databases written with pandas 3.
+* Every file is written atomically (runner.store.files.write_atomic); databases have an object
+  column index, so pandas 2 can read databases written with pandas 3.
+* Two runs at the same time on one calc_dir both keep their rows (psweep: the last to write
+  the database wins); the later one's rows follow, renumbered (runner.sweep.merge).
+* `poolsize` runs func in our own worker processes (forked like multiprocessing.Pool's, psets
+  handed out in Pool.map's chunks), so a worker that dies or a KeyboardInterrupt in func ends
+  the run at once with an error naming the pset; multiprocessing.Pool hangs forever there.
+* In the `_logs` column, rows of runs without capture_logs "db" hold what psweep's hold (nan on
+  pandas 3, the fill value on pandas 2), although washing keeps NA elsewhere.
+* psweep-db2table refuses a table format tabulate does not know (tabulate falls back to
+  "simple"); psweep-pull/push run rsync and ssh without a shell in between, and take the home
+  folder itself to mean the remote home folder.
 """
 
 # ruff: noqa: E402, I001  (the dependency check must run before the imports below)
@@ -162,7 +174,8 @@ def __dir__() -> list[str]:
 
 
 # psweep has no __all__, so `from psweep import *` gives every public name, modules included.
-PSWEEP_NAMESPACE = [
+__all__ = [
+    # what psweep's namespace hands on
     "Any",
     "Callable",
     "GIT_ADD_ALL",
@@ -197,9 +210,7 @@ PSWEEP_NAMESPACE = [
     "warnings",
     "wraps",
     "yaml",
-]
-
-__all__ = [
+    # psweep's API and ours
     "CALC_DIR",
     "DATABASE_BASENAME",
     "FILL_VALUE",
@@ -263,5 +274,4 @@ __all__ = [
     "run",
     "stargrid",
     "system",
-    *PSWEEP_NAMESPACE,
 ]

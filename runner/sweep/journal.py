@@ -165,6 +165,16 @@ def renumber(leftovers: Leftovers, run_seq_old: int, pset_seq_old: int) -> list[
     return out
 
 
+def remove_run_dir_if_empty(calc_dir: str, run_dir: str) -> None:
+    """Delete a failed run's journal folder if no row was written to it (under the database
+    lock), and the journal root if that leaves it empty."""
+    try:
+        os.rmdir(run_dir)
+        os.rmdir(journal_root(calc_dir))
+    except OSError:  # rows in it, or other runs' folders beside it
+        pass
+
+
 def remove_run_dirs(calc_dir: str, run_dirs: list[str]) -> None:
     """Delete journal folders whose rows are in the database now, and the journal root if empty.
 

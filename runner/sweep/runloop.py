@@ -203,14 +203,20 @@ def run(
             simulate=simulate,
             journal_dir=journal_lock.path if journal_lock is not None else None,
         )
-        rows = map_psets(
-            call,
-            params,
-            poolsize=poolsize,
-            dask_client=dask_client,
-            slots=slots,
-            capture_failures=capture_failures,
-        )
+        try:
+            rows = map_psets(
+                call,
+                params,
+                poolsize=poolsize,
+                dask_client=dask_client,
+                slots=slots,
+                capture_failures=capture_failures,
+            )
+        except BaseException:
+            if journal_lock is not None:  # keep the journal only if it holds finished rows
+                with merge.database_lock(calc_dir):
+                    journal.remove_run_dir_if_empty(calc_dir, journal_lock.path)
+            raise
         if save:
             with merge.database_lock(calc_dir):
                 df = merge.write_merged(

@@ -21,7 +21,8 @@ DRIVER = """
 import os, sys, time
 import runner.sweep as ps
 
-tag, other, crash_safe, mode, n = sys.argv[1], sys.argv[2], sys.argv[3] == "1", sys.argv[4], int(sys.argv[5])
+tag, other, crash_safe, mode, n = sys.argv[1:6]
+crash_safe, n = crash_safe == "1", int(n)
 
 def wait_for(path):
     deadline = time.monotonic() + 60
@@ -90,7 +91,8 @@ def test_two_runs_at_once_keep_all_rows(workdir, crash_safe, mode):
         frozenset({1}),
         frozenset({2}),
     }
-    assert df._pset_hash.tolist() == [ps.pset_hash({"run": r, "i": i}) for r, i in zip(df.run, df.i)]
+    hashes = [ps.pset_hash({"run": run, "i": i}) for run, i in zip(df.run, df.i)]
+    assert df._pset_hash.tolist() == hashes
     assert sorted(os.listdir("calc")) == ["database.pk"]  # no journal left
 
 

@@ -201,3 +201,25 @@ def test_checkdir(db, capsys):
     }
     assert checkdir.main(["nowhere"]) == 2
     assert capsys.readouterr().err.startswith("psweep-checkdir: error: ")
+
+
+def test_setup_installs_every_psweep_script():
+    """setup.py's console scripts: psweep's five names, each a main(argv) of ours."""
+    import importlib
+    import re
+
+    setup_py = (Path(__file__).parents[2] / "setup.py").read_text()
+    entries = dict(re.findall(r'"(psweep-[a-z0-9]+)=([\w.]+:\w+)"', setup_py))
+    assert sorted(entries) == [
+        "psweep-checkdir",
+        "psweep-db2json",
+        "psweep-db2table",
+        "psweep-pull",
+        "psweep-push",
+    ]
+    for name, target in entries.items():
+        module, func = target.split(":")
+        main = getattr(importlib.import_module(module), func)
+        with pytest.raises(SystemExit) as info:
+            main(["--help"])
+        assert info.value.code == 0, name

@@ -6,6 +6,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -118,3 +121,48 @@ def test_dask_worker_death_is_an_error(workdir, dask_client, how):
     df = ps.run(func, params(how), resume=True)  # rows that had finished come from the journal
     assert 2 in called and sorted(df.a) == [0, 1, 2, 3, 4]  # no pset twice: recovered ones
     assert sorted(df.r_) == [0, 10, 20, 30, 40]
+
+
+@pytest.mark.timeout(30)
+def test_crash_safe_run_that_failed_before_any_row_leaves_no_journal(workdir):
+    with pytest.raises(ps.SweepError, match="exit code 3"):
+        ps.run(func_dies, params("exit", 3)[2:], poolsize=1, crash_safe=True)
+    assert os.listdir("calc") == []
+
+
+CTRL_C_DRIVER = """
+import os, threading
+import runner.sweep as ps
+
+def func(pset):
+    open(f"started_{pset['a']}", "w").close()
+    threading.Event().wait()  # until Ctrl-C
+
+if __name__ == "__main__":
+    ps.run(func, ps.plist("a", range(4)), poolsize=2, crash_safe=True)
+"""
+
+
+@pytest.mark.timeout(30)
+def test_ctrl_c_stops_the_pool_and_its_workers(workdir):
+    """SIGINT to the process group, as Ctrl-C in a terminal sends: the run ends at once and no
+    worker is left behind."""
+    (workdir / "driver.py").write_text(CTRL_C_DRIVER)
+    proc = subprocess.Popen(
+        [sys.executable, "driver.py"],
+        start_new_session=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 20
+    while not ((workdir / "started_0").exists() and (workdir / "started_1").exists()):
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the workers did not start"
+        time.sleep(0.01)
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=20)[1]
+    assert proc.returncode == -signal.SIGINT and "KeyboardInterrupt" in err
+    with pytest.raises(ProcessLookupError):
+        os.killpg(proc.pid, 0)  # the workers were stopped and reaped before the driver exited
+    assert os.listdir("calc") == []  # no rows had finished: no journal kept

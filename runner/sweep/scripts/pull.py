@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 from runner.sweep.scripts.rsync import (
     CALC_DIR,
-    check_host,
     current_dir,
     make_parser,
+    parse_args,
     remote_base,
     rsync_options,
     run_commands,
@@ -33,8 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hpc.machine.edu:path/to/my_study/calc (that is, under the remote home) to ./calc",
         EXCLUDE_FILE,
     )
-    args = parser.parse_args(argv)
-    check_host(parser, args.host)
+    args = parse_args(parser, argv)
     return run_commands(PROG, make_commands(args.host, args.rsync_opts))
 
 

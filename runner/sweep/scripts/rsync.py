@@ -97,9 +97,18 @@ def rsync_options(extra: Sequence[str], exclude_file: str) -> list[str]:
     return opts
 
 
-def check_host(parser: argparse.ArgumentParser, host: str) -> None:
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """The arguments; a missing or odd HOST is a usage error (exit status 2)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        parser.error(f"HOST is required, e.g. {parser.prog} hpc.machine.edu")
+    if argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        parser.error(f"HOST comes first, got {argv[0]!r}; rsync options go after HOST")
+    args = parser.parse_args(argv)
+    host = args.host
     if not host or host.startswith("-") or any(c.isspace() for c in host):
         parser.error(f"HOST must be a host name such as hpc.machine.edu or user@host, got {host!r}")
+    return args
 
 
 def execute(argv: Sequence[str]) -> int:
