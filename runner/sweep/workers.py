@@ -24,7 +24,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from runner.sweep.call import failed_row_fields
-from runner.sweep.errors import SweepWorkerError
+from runner.sweep.errors import SweepTypeError, SweepWorkerError
 
 FLUSH_S = 0.05  # a worker sends finished rows at least this often (and at a chunk's end)
 _STOP_TIMEOUT_S = 10.0
@@ -61,9 +61,10 @@ def _environ(updates: Mapping[str, str]) -> Iterator[None]:
 
 def _worker_main(conn: Connection, running: Any, call: Callable[[dict], dict]) -> None:
     """Worker loop: get a chunk [(index, pset), ...] (None stops), call func on each, and send
-    the answers [("ok", index, row) or ("err", index, ...), ...] in batches: at the end of the
-    chunk, after a failure, and whenever FLUSH_S passed since the last batch. `running` holds
-    the index of the pset being run, for the parent to name the one a dying worker was on."""
+    the answers [("ok", index, row), ...] in batches: at the end of the chunk and whenever
+    FLUSH_S passed since the last batch. A failure ("err", index, ...) ends the batch and the
+    chunk: the parent stops the run or hands the rest out again. `running` holds the index of
+    the pset being run, for the parent to name the one a dying worker was on."""
     while True:
         try:
             chunk = conn.recv()
@@ -78,18 +79,45 @@ def _worker_main(conn: Connection, running: Any, call: Callable[[dict], dict]) -
             try:
                 batch.append(("ok", idx, call(pset)))
             except BaseException as ex:  # func failed: the parent decides; KeyboardInterrupt too
-                txt = traceback.format_exc()
-                try:
-                    payload = pickle.dumps(ex)
-                except Exception:
-                    payload = None
-                batch.append(("err", idx, payload, txt, isinstance(ex, Exception)))
-                last_sent = 0.0
+                batch.append(_error(idx, ex, traceback.format_exc()))
+                break
             if time.monotonic() - last_sent >= FLUSH_S:
-                conn.send(batch)
+                if not _send(conn, batch):
+                    batch = []
+                    break
                 batch, last_sent = [], time.monotonic()
         if batch:
-            conn.send(batch)
+            _send(conn, batch)
+
+
+def _error(idx: int, ex: BaseException, txt: str) -> tuple:
+    try:
+        payload = pickle.dumps(ex)
+    except Exception:
+        payload = None
+    return ("err", idx, payload, txt, isinstance(ex, Exception))
+
+
+def _send(conn: Connection, batch: list[tuple]) -> bool:
+    """Send `batch`; False if a row could not be pickled, which was sent as a failure instead,
+    with the rows after it left out (the worker skips the rest of its chunk)."""
+    try:
+        conn.send(batch)
+        return True
+    except Exception:  # pickling failed before anything was written
+        pass
+    for pos, msg in enumerate(batch):
+        try:
+            pickle.dumps(msg)
+        except Exception as ex:
+            txt = (
+                f"the row of pset index {msg[1]} cannot be sent back from the worker process: "
+                f"what func returns must be picklable ({type(ex).__name__}: {ex})"
+            )
+            conn.send([*batch[:pos], _error(msg[1], SweepTypeError(txt), txt)])
+            return False
+    conn.send(batch)  # pickled one by one, but not together: try once more
+    return True
 
 
 @dataclass
@@ -189,7 +217,7 @@ def run_on_workers(
             for pos, worker in enumerate(workers):
                 if not worker.pending:
                     continue
-                if not _receive_ready(worker, ready, results, capture_failures):
+                if not _receive_ready(worker, ready, results, capture_failures, todo):
                     worker = workers[pos] = _replace_dead(
                         ctx, worker, call, results, capture_failures, todo
                     )
@@ -202,7 +230,9 @@ def run_on_workers(
             worker.stop(force=failed)
 
 
-def _receive_ready(worker: _Worker, ready: set, results: list, capture_failures: bool) -> bool:
+def _receive_ready(
+    worker: _Worker, ready: set, results: list, capture_failures: bool, todo: deque
+) -> bool:
     """Take every batch of answers the worker has sent; False if it died before finishing."""
     while worker.pending and (worker.conn in ready or worker.conn.poll()):
         ready.discard(worker.conn)
@@ -211,12 +241,15 @@ def _receive_ready(worker: _Worker, ready: set, results: list, capture_failures:
         except (EOFError, ConnectionResetError):
             return False
         for msg in batch:
-            _store(worker, msg, results, capture_failures)
+            _store(worker, msg, results, capture_failures, todo)
     return not worker.pending or worker.proc.sentinel not in ready
 
 
-def _store(worker: _Worker, msg: tuple, results: list, capture_failures: bool) -> None:
-    """Store one answer: the row, or what func's failure makes of it."""
+def _store(
+    worker: _Worker, msg: tuple, results: list, capture_failures: bool, todo: deque
+) -> None:
+    """Store one answer: the row, or what func's failure makes of it (the worker skipped the
+    rest of its chunk: back in line with them)."""
     idx, pset = worker.pending.popleft()
     assert idx == msg[1], "answers come back in the order the psets were sent"
     if msg[0] == "ok":
@@ -229,10 +262,11 @@ def _store(worker: _Worker, msg: tuple, results: list, capture_failures: bool) -
             f"func raised {kind} in {_where(worker, pset)}; the run stopped and its other "
             f"workers were stopped. Worker traceback:\n{txt}"
         )
-    if capture_failures:
-        results[idx] = {**pset, **failed_row_fields(txt)}
-    else:
+    if not capture_failures:
         _raise_failure(worker, pset, payload, txt)
+    results[idx] = {**pset, **failed_row_fields(txt)}
+    todo.extendleft(reversed(worker.pending))
+    worker.pending.clear()
 
 
 def _replace_dead(

@@ -166,3 +166,16 @@ def test_ctrl_c_stops_the_pool_and_its_workers(workdir):
     with pytest.raises(ProcessLookupError):
         os.killpg(proc.pid, 0)  # the workers were stopped and reaped before the driver exited
     assert os.listdir("calc") == []  # no rows had finished: no journal kept
+
+
+def func_unpicklable(pset):
+    return {"r_": (lambda: 1) if pset["a"] == 2 else pset["a"]}
+
+
+@pytest.mark.timeout(30)
+def test_a_result_that_cannot_be_sent_back_is_an_error(workdir):
+    with pytest.raises(TypeError, match="what func returns must be picklable"):
+        ps.run(func_unpicklable, ps.plist("a", range(5)), poolsize=1)
+    df = ps.run(func_unpicklable, ps.plist("a", range(9)), poolsize=1, capture_failures=True)
+    assert df._failed.tolist() == [a == 2 for a in range(9)]
+    assert df.r_.tolist()[3:] == list(range(3, 9))
