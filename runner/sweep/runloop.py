@@ -141,11 +141,16 @@ def run(
     """Call `func(pset)` for each pset in `params`; return (and save) the database, new rows added.
 
     psweep's options: `df` to append to (default: read `<calc_dir>/<database_basename>` if it
-    exists); `poolsize` (multiprocessing.Pool) or `dask_client` (client.map); `save` the database;
-    `tmpsave` each row to `<calc_dir>/tmpsave/<run_id>/<pset_id>.pk`; `verbose` print rows (True
-    or a list of columns); `simulate` in `<calc_dir>.simulate` without calling func; `backup`
-    calc_dir first; `git` commit before and after; `skip_dups` psets whose hash is in the database;
-    `capture_logs` "file", "db" or "db+file"; `fill_value` for missing values.
+    exists); `poolsize` (worker processes, see runner.sweep.workers) or `dask_client`
+    (client.map); `save` the database; `tmpsave` each row to
+    `<calc_dir>/tmpsave/<run_id>/<pset_id>.pk`; `verbose` print rows (True or a list of columns);
+    `simulate` in `<calc_dir>.simulate` without calling func; `backup` calc_dir first; `git`
+    commit before and after; `skip_dups` psets whose hash is in the database; `capture_logs`
+    "file", "db" or "db+file"; `fill_value` for missing values.
+
+    The database is written under a lock, merged with the rows other runs on the same calc_dir
+    wrote meanwhile (see runner.sweep.merge); with `save` the DataFrame returned is what was
+    written.
 
     Opt-in additions (all off by default):
 
