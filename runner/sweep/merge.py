@@ -86,11 +86,13 @@ def database_lock(calc_dir: str) -> FileLock:
 
 
 def _rows_added_since(
-    database_fn: str, snapshot: Snapshot, known: Collection
+    database_fn: str, snapshot: Snapshot, df: pd.DataFrame, rows: Sequence[dict]
 ) -> list[dict]:
-    """Rows another run wrote to the database since `snapshot`, other than `known` ids."""
+    """Rows another run wrote to the database since `snapshot`, other than those of `df` and
+    `rows`."""
     if file_signature(database_fn) == snapshot.signature:
         return []
+    known = pset_ids(df) | {row.get("_pset_id") for row in rows}
     try:
         disk, _ = _load(database_fn)
     except (pickle.UnpicklingError, EOFError, AttributeError, ValueError) as ex:
@@ -135,8 +137,7 @@ def write_merged(
     """Write `df` plus `rows`, with the rows others added since `snapshot` in between; the
     database as written. `own_ids`: rows of `df` that this run added (recovered from dead
     runs), which also follow the others' rows. Call holding `database_lock`."""
-    known = pset_ids(df) | {row.get("_pset_id") for row in rows}
-    others = _rows_added_since(database_fn, snapshot, known)
+    others = _rows_added_since(database_fn, snapshot, df, rows)
     if others:
         own = df._pset_id.isin(frozenset(own_ids)).to_numpy(dtype=bool) if len(own_ids) else None
         if own is not None and own.any():
