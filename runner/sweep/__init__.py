@@ -20,12 +20,12 @@ Files a run writes (calc_dir="calc", database_basename="database.pk")::
 Modules: params (building params), hashing (pset_hash, washing), database (df_* helpers),
 runloop (run), merge (the database shared by runs at the same time), call (one func call),
 execution (serial, pool, dask), workers (worker processes), gpuslots (gpus=...), journal (crash
-safety), templates (prep_batch), git, helpers, fileio, scripts (psweep-* CLIs), psweep (the
-module path `psweep.psweep`).
+safety), templates (prep_batch), git, helpers, fileio, scripts (psweep-* CLIs).
 
 Like psweep's, this namespace also hands on the modules and names psweep's code imports, which
 psweep scripts call through it (`ps.np`, `ps.pd`, `ps.os`, `ps.pj`, `ps.GIT_ADD_ALL`, ...): every
 public name of `dir(psweep)` is here, as the same object. `ps.jinja2` is imported on first use.
+psweep's code lives in its module `psweep.psweep`; here `runner.sweep.psweep` is this package.
 
 Where we differ from psweep 0.16 on purpose (psweep scripts keep working):
 
@@ -153,7 +153,10 @@ from runner.sweep.templates import (
     gather_machines,
     prep_batch,
 )
-from runner.sweep import psweep
+# psweep's package re-exports its module psweep.psweep (`ps.psweep.run`, `from psweep.psweep
+# import run`); here that module is this package itself.
+psweep = sys.modules[__name__]
+sys.modules[f"{__name__}.psweep"] = psweep
 
 _LAZY_MODULES = ("jinja2",)  # psweep imports it at once; we do when it is first asked for
 

@@ -25,8 +25,8 @@ def test_every_public_name_of_psweep_is_here(psweep016):
 def test_names_psweep_hands_on_are_the_same_objects(psweep016):
     for name in sorted(public(dir(psweep016))):
         theirs, ours = getattr(psweep016, name), getattr(ps, name)
-        if name == "psweep":  # psweep's own module psweep.psweep; ours is runner.sweep.psweep
-            assert isinstance(ours, ModuleType) and ours.run is ps.run and ours.np is ps.np
+        if name == "psweep":  # psweep's own module psweep.psweep; ours: runner.sweep itself
+            assert ours is ps
         elif isinstance(theirs, ModuleType):
             assert ours is theirs, name
         elif not str(getattr(theirs, "__module__", "")).startswith("psweep"):
@@ -53,6 +53,9 @@ def test_psweep_module_path(psweep016):
 
     assert run is ps.run and pgrid is ps.pgrid and plist is ps.plist
     assert public(dir(psweep016.psweep)) <= set(dir(ps.psweep))
+    import runner.sweep.psweep
+
+    assert runner.sweep.psweep is ps
 
 
 def test_jinja2_is_imported_on_first_use():
