@@ -6,7 +6,7 @@ from setuptools import find_packages, setup
 HERE = Path(__file__).parent
 VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "runner" / "__init__.py").read_text()).group(1)
 
-SWEEP = ["pandas>=1.5", "joblib>=1.2", "jinja2>=3.0"]
+SWEEP = ["pandas>=1.5", "joblib>=1.2", "jinja2>=3.0", "tabulate>=0.8.2"]
 GPU = ["nvidia-ml-py>=12.535"]
 REPORT = ["plotly>=5.0"]  # `run report` embeds the plotly.js that plotly.py ships
 
@@ -25,7 +25,7 @@ setup(
         "gpu": GPU,
         "report": REPORT,
         "test": SWEEP + GPU + REPORT + ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6",
-                                        "distributed>=2023.1", "tabulate>=0.8.2"],
+                                        "distributed>=2023.1"],
     },
     entry_points={
         "console_scripts": [
@@ -33,6 +33,8 @@ setup(
             "psweep-db2json=runner.sweep.scripts.db2json:main",
             "psweep-db2table=runner.sweep.scripts.db2table:main",
             "psweep-checkdir=runner.sweep.scripts.checkdir:main",
+            "psweep-pull=runner.sweep.scripts.pull:main",
+            "psweep-push=runner.sweep.scripts.push:main",
         ]
     },
 )

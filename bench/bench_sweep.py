@@ -79,6 +79,18 @@ def case_run(lib: ModuleType, tag: str) -> Callable[[], None]:
     return go
 
 
+def case_pool(lib: ModuleType, tag: str) -> Callable[[], None]:
+    """run() of 2000 trivial psets in a pool of 2 worker processes (poolsize=2)."""
+    params = lib.plist("a", range(N_PSETS))
+
+    def go() -> None:
+        calc = fresh_dir(f"pool-{tag}") / "calc"
+        df = lib.run(trivial, params, calc_dir=str(calc), poolsize=2)
+        assert len(df) == N_PSETS
+
+    return go
+
+
 def case_pgrid(lib: ModuleType, tag: str) -> Callable[[], None]:
     """pgrid of 5 params x 10 values (100000 psets)."""
     plists = [lib.plist(name, range(10)) for name in "abcde"]
@@ -104,6 +116,7 @@ def case_skip_dups(lib: ModuleType, tag: str) -> Callable[[], None]:
 
 CASES = [
     ("run, 2000 psets, save=True", case_run),
+    ("run, 2000 psets, poolsize=2", case_pool),
     ("pgrid, 5 params x 10 values", case_pgrid),
     ("skip_dups re-run, 2000-row db", case_skip_dups),
 ]

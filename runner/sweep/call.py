@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 import pandas as pd
 
-from runner.sweep.database import make_print_text
+from runner.sweep.database import LOGS_COL, make_print_text
 from runner.sweep.errors import SweepValueError
 from runner.sweep.fileio import file_write, pickle_write
 from runner.sweep.helpers import is_seq, makedirs
@@ -23,7 +23,6 @@ from runner.sweep.journal import write_row
 
 CAPTURE_LOGS_MODES = ("file", "db", "db+file")
 LOGS_FILENAME = "logs.txt"
-LOGS_COL = "_logs"
 FAILED_COL = "_failed"
 EXC_TXT_COL = "_exc_txt"
 TMPSAVE_DIRNAME = "tmpsave"

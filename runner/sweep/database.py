@@ -1,7 +1,7 @@
 """The database: a pickled pandas DataFrame, all columns of dtype object, RangeIndex.
 
 `<calc_dir>/<database_basename>` (default `calc/database.pk`) holds one row per pset that `run`
-called `func` on. Files are written atomically (temporary file, then os.replace).
+called `func` on. Files are written atomically (runner.store.files.write_atomic).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ import numpy as np
 import pandas as pd
 
 from runner.sweep.errors import SweepValueError
-from runner.sweep.fileio import write_atomic
+from runner.sweep.fileio import write_bytes
 from runner.sweep.hashing import FILL_VALUE, col_filter, fill_na, pset_hash
 
 CALC_DIR = "calc"
 DATABASE_BASENAME = "database.pk"
 PANDAS_DEFAULT_ORIENT = "records"
 PANDAS_TIME_UNIT = "s"
+LOGS_COL = "_logs"
 
 _FORMATS = ("pickle", "json")
 _UUID_DIR = re.compile(r"(([0-9a-z]+)-){4}([0-9a-z]+)")
@@ -59,7 +60,24 @@ def append_rows(
     for col in columns:
         head = old[col] if col in old else [fill_value] * len(df)
         data[col] = fill_na(list(head) + [row.get(col, fill_value) for row in rows], fill_value)
+    if LOGS_COL in data and pd.isna(np.array(data[LOGS_COL], dtype=object)).any():
+        data[LOGS_COL] = as_psweep_stores(data[LOGS_COL])
     return object_frame(data, columns)
+
+
+def as_psweep_stores(values: Sequence) -> list:
+    """A column as psweep 0.16 stores it: its df_ensure_dtypes lets pandas infer a dtype from the
+    values, then casts back to object.
+
+    We apply this to `_logs` only (rows of runs without capture_logs "db" have no logs), so that
+    those rows hold what psweep's do: on pandas 3, which infers "str" for text with gaps, the gaps
+    come back as float nan; on pandas 2 they keep the fill value.
+    """
+    return pd.Series(values, dtype=object).apply(_same).astype(object).tolist()
+
+
+def _same(val: Any) -> Any:
+    return val
 
 
 def df_to_json(df: pd.DataFrame, **kwds: Any) -> str | None:
@@ -83,9 +101,9 @@ def df_write(fn: str, df: pd.DataFrame, fmt: str = "pickle", **kwds: Any) -> Non
     """Write `df` to `fn` as a pickle (kwds to pickle.dump) or JSON (kwds to df_to_json)."""
     _check_fmt(fmt)
     if fmt == "pickle":
-        write_atomic(fn, lambda fd: pickle.dump(df, fd, **kwds), binary=True)
+        write_bytes(fn, pickle.dumps(df, **kwds))
     else:
-        write_atomic(fn, lambda fd: fd.write(df_to_json(df, **kwds)))
+        write_bytes(fn, df_to_json(df, **kwds).encode("utf-8"))
 
 
 def df_read(fn: str, fmt: str = "pickle", **kwds: Any) -> pd.DataFrame:

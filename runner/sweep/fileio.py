@@ -1,50 +1,48 @@
-"""Reading and writing text, pickle and JSON files; every write is atomic."""
+"""Reading and writing text, pickle and JSON files, with psweep's names.
+
+Every whole-file write goes through the project's one atomic writer,
+`runner.store.files.write_atomic`: a reader (or a crash) sees the old content or the new, never
+half of either, and no file is written through a link. Folders are created as psweep does.
+"""
 
 from __future__ import annotations
 
 import json
+import locale
 import os
 import pickle
-import uuid
-from typing import IO, Any, Callable
+from typing import Any
 
+from runner.store.files import write_atomic
 from runner.sweep.helpers import makedirs
 
 
-def write_atomic(fn: str, write: Callable[[IO], None], binary: bool = False) -> None:
-    """Create `fn`'s folder, call `write(fd)` on a temporary file beside `fn`, then os.replace it.
+def write_bytes(fn: str, data: bytes) -> None:
+    """Create `fn`'s folder, then replace `fn` atomically by `data`."""
+    makedirs(os.path.dirname(fn))
+    write_atomic(fn, data)
 
-    A reader (or a crash) never sees a half-written `fn`. The temporary file is created with the
-    process umask, like a plain open(), so permissions are the same as without this.
-    """
-    dirname = os.path.dirname(fn)
-    makedirs(dirname)
-    tmp = os.path.join(dirname, f".{os.path.basename(fn)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+
+def encode_text(txt: str) -> bytes:
+    """`txt` as open(fn, "w") would write it; characters the encoding lacks become &#NNN;."""
+    encoding = locale.getpreferredencoding(False)
     try:
-        with open(tmp, "xb" if binary else "x") as fd:
-            write(fd)
-        os.replace(tmp, fn)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        return txt.encode(encoding)
+    except UnicodeEncodeError:
+        return txt.encode("ascii", errors="xmlcharrefreplace")
 
 
 def file_write(fn: str, txt: str, mode: str = "w") -> None:
-    """Write (mode "w") or append (mode "a") text; characters the encoding lacks become &#NNN;."""
-
-    def write(fd: IO) -> None:
+    """Write (mode "w", atomically) or append (mode "a") text, creating the folder."""
+    if mode == "w":
+        write_bytes(fn, encode_text(txt))
+        return
+    makedirs(os.path.dirname(fn))
+    with open(fn, mode) as fd:
         try:
             fd.write(txt)
         except UnicodeEncodeError:
             fd.write(txt.encode("ascii", errors="xmlcharrefreplace").decode())
-
-    if mode == "w":
-        write_atomic(fn, write)
-    else:
-        makedirs(os.path.dirname(fn))
-        with open(fn, mode) as fd:
-            write(fd)
 
 
 def file_read(fn: str) -> str:
@@ -53,7 +51,7 @@ def file_read(fn: str) -> str:
 
 
 def pickle_write(fn: str, obj: Any) -> None:
-    write_atomic(fn, lambda fd: pickle.dump(obj, fd), binary=True)
+    write_bytes(fn, pickle.dumps(obj))
 
 
 def pickle_read(fn: str) -> Any:

@@ -13,6 +13,7 @@ from runner.sweep.errors import SweepGitError
 from runner.sweep.helpers import fullpath
 
 COMMIT_PREFIX = "psweep"
+GIT_ADD_ALL = "git add -A -v"  # psweep's constant: the command that stages everything
 
 
 def _git(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -29,7 +30,7 @@ def _here() -> str:
 
 
 def _commit_all(message: str) -> None:
-    _git("add", "-A", "-v")
+    _git(*GIT_ADD_ALL.split()[1:])
     _git("commit", "-m", message)
 
 

@@ -354,3 +354,27 @@ def test_constants_same_as_psweep(psweep016):
     ):
         assert getattr(ps, name) == getattr(psweep016, name)
     assert ps.FILL_VALUE is psweep016.FILL_VALUE
+
+
+def func_prints(pset):
+    print("out", pset["a"])
+    return {"r_": pset["a"]}
+
+
+def _logs_kinds(df: pd.DataFrame) -> list[tuple[str, str]]:
+    return [(type(val).__name__, repr(val)) for val in df._logs.values]
+
+
+@pytest.mark.parametrize("modes", [("db", "file"), ("file", "db"), ("db", None, "db+file")])
+def test_logs_of_rows_without_db_capture_as_psweep(psweep016, workdir, modes):
+    """Rows run with capture_logs "file" (or None) next to rows with "db": `_logs` holds what
+    psweep's holds there (on pandas 3: float nan; on pandas 2: the fill value)."""
+    for lib, calc in ((psweep016, "theirs"), (ps, "ours")):
+        for mode in modes:
+            df = lib.run(func_prints, ps.plist("a", [1, 2]), calc_dir=calc, capture_logs=mode)
+    theirs = psweep016.df_read("theirs/database.pk")
+    ours = ps.df_read("ours/database.pk")
+    assert list(ours.columns) == list(theirs.columns)
+    assert _logs_kinds(ours) == _logs_kinds(theirs) == _logs_kinds(df)
+    if pd.__version__.startswith("3."):
+        assert any(kind == ("float", "nan") for kind in _logs_kinds(ours))

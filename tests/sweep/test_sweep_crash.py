@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import runner.sweep as ps
+from runner.store.files import FileLock
 from runner.sweep import journal
 
 DRIVER = """
@@ -74,6 +75,19 @@ def crash_driver(workdir: Path, mode: str) -> None:
         proc.wait()
         proc.stderr.close()
     assert proc.returncode == -signal.SIGKILL
+    # The pool's workers (forked, so they share the run's journal lock) die a moment later.
+    deadline = time.monotonic() + 30
+    while not all(journal_lock_free(run_dir) for run_dir in (workdir / "calc/journal").iterdir()):
+        assert time.monotonic() < deadline, "the killed run's journal lock is still held"
+        time.sleep(0.01)
+
+
+def journal_lock_free(run_dir: Path) -> bool:
+    lock = FileLock(str(run_dir))
+    if lock.try_acquire():
+        lock.release()
+        return True
+    return False
 
 
 @pytest.mark.parametrize("mode", ["serial", "pool"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import locale
 import os
 import subprocess
 import uuid
@@ -11,6 +12,8 @@ import pandas as pd
 import pytest
 
 import runner.sweep as ps
+from runner.store.files import write_atomic
+from runner.sweep import fileio
 
 
 def test_system():
@@ -65,10 +68,62 @@ def test_file_io(tmp_path):
     assert ps.json_read(str(tmp_path / "j.json")) == {"a": [1, 2]}
     assert (tmp_path / "j.json").read_text() == '{\n  "a": [\n    1,\n    2\n  ]\n}'
     assert sorted(os.listdir(tmp_path)) == ["d", "j.json", "p"]
-    mode = os.stat(fn).st_mode & 0o777
-    umask = os.umask(0)
-    os.umask(umask)
-    assert mode == 0o666 & ~umask
+    write_atomic(str(tmp_path / "core"), b"")
+    assert os.stat(fn).st_mode & 0o777 == os.stat(tmp_path / "core").st_mode & 0o777
+
+
+def test_unencodable_text_is_written_as_character_references(tmp_path, monkeypatch):
+    monkeypatch.setattr(locale, "getpreferredencoding", lambda do_setlocale=True: "ascii")
+    ps.file_write(str(tmp_path / "f.txt"), "b\u00e9\u4e2d")
+    assert (tmp_path / "f.txt").read_bytes() == b"b&#233;&#20013;"
+
+
+def test_every_file_goes_through_the_one_atomic_writer(workdir, monkeypatch):
+    written = []
+
+    def recording(path, data):
+        assert isinstance(data, bytes)
+        written.append(os.path.relpath(path))
+        write_atomic(path, data)
+
+    monkeypatch.setattr(fileio, "write_atomic", recording)
+
+    def func(pset):
+        print("hello")
+        return {"r_": 1}
+
+    df = ps.run(func, [{"a": 1}], crash_safe=True, tmpsave=True, capture_logs="db+file")
+    run_id, pset_id = df._run_id.values[0], df._pset_id.values[0]
+    ps.df_write("db.json", df, fmt="json")
+    ps.file_write("t.txt", "x")
+    ps.pickle_write("p.pk", 1)
+    ps.json_write("j.json", {})
+    ps.run(func, [{"a": 2}], simulate=True)
+    assert sorted(written) == sorted(
+        [
+            f"calc/{pset_id}/logs.txt",
+            f"calc/tmpsave/{run_id}/{pset_id}.pk",
+            f"calc/journal/{run_id}/{pset_id}.pk",
+            "calc/database.pk",
+            "db.json",
+            "t.txt",
+            "p.pk",
+            "j.json",
+            "calc.simulate/database.pk",  # the copy of the database
+            "calc.simulate/database.pk",  # the simulated run's
+        ]
+    )
+
+
+def test_a_hard_linked_database_is_replaced_not_changed(workdir):
+    backup = workdir / "backup.pk"
+    """A `cp -al` backup of calc/ stays as it was when run() writes the database again."""
+    ps.run(lambda pset: {"r_": 1}, [{"a": 1}])
+    os.link("calc/database.pk", backup)
+    before = backup.read_bytes()
+    df = ps.run(lambda pset: {"r_": 2}, [{"a": 2}])
+    assert backup.read_bytes() == before and len(df) == 2
+    assert ps.df_read("calc/database.pk").equals(df) and len(ps.df_read("backup.pk")) == 1
 
 
 def test_uuids(monkeypatch):

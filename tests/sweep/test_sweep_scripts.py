@@ -1,4 +1,7 @@
-"""psweep-db2json, psweep-db2table, psweep-checkdir: main(argv) in-process and installed scripts."""
+"""psweep-db2json, psweep-db2table, psweep-checkdir: main(argv) in-process and installed scripts.
+
+psweep-pull and psweep-push are in test_sweep_rsync.py.
+"""
 
 from __future__ import annotations
 
@@ -113,12 +116,8 @@ def test_db2table_numbers_aligned_at_the_point(workdir, capsys):
     ]
 
 
-@pytest.mark.parametrize("fmt", db2table.BUILTIN_FORMATS)
-@pytest.mark.parametrize("index", [False, True])
-def test_db2table_builtin_formats_match_tabulate(workdir, capsys, fmt, index):
-    from tabulate import tabulate
-
-    df = pd.DataFrame(
+def _awkward_frame() -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "x": [1.5, 10.25, np.int64(3), 1.23456789e-4, None],
             "s": ["a", "bbb", None, pd.NA, "e"],
@@ -127,9 +126,40 @@ def test_db2table_builtin_formats_match_tabulate(workdir, capsys, fmt, index):
         },
         dtype=object,
     )
+
+
+@pytest.mark.parametrize("fmt", db2table.PSWEEP_FORMATS)
+@pytest.mark.parametrize("index", [False, True])
+def test_db2table_psweep_formats_are_tabulate_tables(workdir, capsys, fmt, index):
+    """psweep-db2table hands -f to tabulate: every format its help lists gives that table."""
+    from tabulate import tabulate
+
+    df = _awkward_frame()
     ps.df_write("db.pk", df)
     lines = table(capsys, "-f", fmt, *(["-i"] if index else []), "db.pk")
     assert lines == tabulate(df, headers="keys", tablefmt=fmt, showindex=index).splitlines()
+
+
+def test_db2table_every_tabulate_format(workdir, capsys):
+    from tabulate import tabulate, tabulate_formats
+
+    df = _awkward_frame()
+    ps.df_write("db.pk", df)
+    for fmt in tabulate_formats:
+        expected = tabulate(df, headers="keys", tablefmt=fmt, showindex=False).splitlines()
+        assert table(capsys, "-f", fmt, "db.pk") == expected, fmt
+
+
+def test_db2table_fancy_grid_literal(db, capsys):
+    assert table(capsys, "-f", "fancy_grid", "calc/database.pk") == [
+        "╒═════╤════════╕",
+        "│   a │ note   │",
+        "╞═════╪════════╡",
+        "│   1 │ n1     │",
+        "├─────┼────────┤",
+        "│  20 │ n20    │",
+        "╘═════╧════════╛",
+    ]
 
 
 def test_db2table_grid_literal(db, capsys):
@@ -156,7 +186,8 @@ def test_db2table_errors(db, capsys, monkeypatch):
     assert "no column 'nots' (did you mean 'note'?)" in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, "tabulate", None)
     assert db2table.main(["-f", "latex", "calc/database.pk"]) == 2
-    assert "needs the tabulate package" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "needs the Python module 'tabulate'" in err and "pip install 'runner[sweep]'" in err
 
 
 def test_checkdir(db, capsys):
@@ -170,3 +201,25 @@ def test_checkdir(db, capsys):
     }
     assert checkdir.main(["nowhere"]) == 2
     assert capsys.readouterr().err.startswith("psweep-checkdir: error: ")
+
+
+def test_setup_installs_every_psweep_script():
+    """setup.py's console scripts: psweep's five names, each a main(argv) of ours."""
+    import importlib
+    import re
+
+    setup_py = (Path(__file__).parents[2] / "setup.py").read_text()
+    entries = dict(re.findall(r'"(psweep-[a-z0-9]+)=([\w.]+:\w+)"', setup_py))
+    assert sorted(entries) == [
+        "psweep-checkdir",
+        "psweep-db2json",
+        "psweep-db2table",
+        "psweep-pull",
+        "psweep-push",
+    ]
+    for name, target in entries.items():
+        module, func = target.split(":")
+        main = getattr(importlib.import_module(module), func)
+        with pytest.raises(SystemExit) as info:
+            main(["--help"])
+        assert info.value.code == 0, name

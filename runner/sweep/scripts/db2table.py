@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import numbers
 import sys
+import textwrap
 from typing import Any, Sequence
 
 from runner.errors import choices_text, did_you_mean
-from runner.sweep.errors import SweepError, SweepValueError
+from runner.sweep.errors import SweepDependencyError, SweepValueError
 from runner.sweep.scripts.common import run_main
 
-BUILTIN_FORMATS = ("plain", "simple", "grid", "pipe", "orgtbl", "psql", "rst", "tsv")
-TABULATE_FORMATS = (
+# The formats psweep 0.16's help lists; it hands -f to tabulate, which knows these and more.
+PSWEEP_FORMATS = (
+    "plain",
+    "simple",
+    "grid",
     "fancy_grid",
+    "pipe",
+    "orgtbl",
     "jira",
     "presto",
+    "psql",
+    "rst",
     "mediawiki",
     "moinmoin",
     "youtrack",
@@ -27,8 +34,8 @@ TABULATE_FORMATS = (
 )
 
 EPILOG = """\
-formats built in: {builtin}
-formats that need the tabulate package: {tab}
+formats: every table format of the tabulate package, e.g.
+  {formats}
 
 examples:
   view a table with many columns without line wrapping:
@@ -39,7 +46,7 @@ examples:
       psweep-db2table calc/database.pk | head -n1 | tr -s ' '
 
 For serious queries use pandas: df = runner.sweep.df_read('calc/database.pk')
-""".format(builtin=", ".join(BUILTIN_FORMATS), tab=", ".join(TABULATE_FORMATS))
+""".format(formats="\n  ".join(textwrap.wrap(", ".join(PSWEEP_FORMATS), 76)))
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -54,7 +61,7 @@ def make_parser() -> argparse.ArgumentParser:
         dest="tablefmt",
         metavar="<tablefmt>",
         default="simple",
-        help="table format (default: simple)",
+        help="tabulate's table format, e.g. simple, grid, fancy_grid, psql (default: simple)",
     )
     parser.add_argument(
         "-a",
@@ -73,107 +80,24 @@ def make_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cell(val: Any) -> str:
-    if val is None:
-        return ""
-    if isinstance(val, float):
-        return format(val, "g")
-    return str(val)
-
-
-def _is_number(val: Any) -> bool:
-    return isinstance(val, numbers.Number) and not isinstance(val, bool)
-
-
-def _decimal_align(cells: list[str]) -> list[str]:
-    """Number cells padded so that their decimal points line up."""
-    heads = [cell.split(".")[0] for cell in cells]
-    fracs = [cell[len(head) :] for cell, head in zip(cells, heads)]
-    hw, fw = max(map(len, heads), default=0), max(map(len, fracs), default=0)
-    return [
-        head.rjust(hw) + frac.ljust(fw) if cell else ""
-        for cell, head, frac in zip(cells, heads, fracs)
-    ]
-
-
-def make_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str) -> str:
-    """A text table in one of BUILTIN_FORMATS, laid out as tabulate does (numbers at the point)."""
-    cols = list(zip(*rows)) if rows else [()] * len(headers)
-    numeric = [bool(col) and all(_is_number(v) or v is None for v in col) for col in cols]
-    texts = [[_cell(val) for val in col] for col in cols]
-    texts = [_decimal_align(t) if num else t for t, num in zip(texts, numeric)]
-    if fmt == "rst":
-        headers = [h if str(h) else ".." for h in headers]
-    widths = [max([len(str(h)) + 2, *map(len, t)]) for h, t in zip(headers, texts)]
-    aligned = [
-        [c.rjust(w) if num else c.ljust(w) for c in t] for t, num, w in zip(texts, numeric, widths)
-    ]
-    head = [
-        str(h).rjust(w) if num else str(h).ljust(w) for h, num, w in zip(headers, numeric, widths)
-    ]
-    body = [list(cells) for cells in zip(*aligned)] if rows else []
-
-    def open_line(cells: Sequence[str], sep: str = "  ") -> str:
-        return sep.join(cells).rstrip()
-
-    def boxed_line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(cells) + " |"
-
-    def rule(char: str, sep: str, left: str, right: str, pad: int) -> str:
-        return left + sep.join(char * (w + pad) for w in widths) + right
-
-    if fmt == "plain":
-        return "\n".join(open_line(c) for c in [head, *body])
-    if fmt == "tsv":
-        return "\n".join(open_line(c, "\t") for c in [head, *body])
-    if fmt == "simple":
-        return "\n".join([open_line(head), rule("-", "  ", "", "", 0), *map(open_line, body)])
-    if fmt == "rst":
-        edge = rule("=", "  ", "", "", 0)
-        return "\n".join([edge, open_line(head), edge, *map(open_line, body), edge])
-    if fmt == "grid":
-        out = [rule("-", "+", "+", "+", 2), boxed_line(head), rule("=", "+", "+", "+", 2)]
-        for cells in body:
-            out += [boxed_line(cells), rule("-", "+", "+", "+", 2)]
-        return "\n".join(out if body else [*out, rule("-", "+", "+", "+", 2)])
-    if fmt == "pipe":
-        marks = [
-            ("-" * (w + 1) + ":") if num else (":" + "-" * (w + 1))
-            for w, num in zip(widths, numeric)
-        ]
-        return "\n".join([boxed_line(head), "|" + "|".join(marks) + "|", *map(boxed_line, body)])
-    if fmt == "orgtbl":
-        return "\n".join([boxed_line(head), rule("-", "+", "|", "|", 2), *map(boxed_line, body)])
-    if fmt == "psql":
-        edge = rule("-", "+", "+", "+", 2)
-        return "\n".join(
-            [edge, boxed_line(head), rule("-", "+", "|", "|", 2), *map(boxed_line, body), edge]
-        )
-    raise SweepValueError(f"unknown table format {fmt!r}")
+def _tabulate() -> Any:
+    try:
+        import tabulate
+    except ImportError as ex:
+        raise SweepDependencyError("tabulate", "sweep", "psweep-db2table") from ex
+    return tabulate
 
 
 def render(df: Any, fmt: str, showindex: bool) -> str:
-    """`df` as a table in format `fmt`, built in or through tabulate."""
-    if fmt in BUILTIN_FORMATS:
-        headers = ([""] if showindex else []) + [str(col) for col in df.columns]
-        rows = [
-            ([idx] if showindex else []) + list(row)
-            for idx, row in zip(df.index, df.itertuples(index=False, name=None))
-        ]
-        return make_table(headers, rows, fmt)
-    if fmt not in TABULATE_FORMATS:
+    """`df` as a table in tabulate's format `fmt`, as psweep prints it."""
+    tabulate = _tabulate()
+    formats = sorted(tabulate.tabulate_formats)
+    if fmt not in formats:  # tabulate would fall back to "simple" without a word
         raise SweepValueError(
-            f"unknown table format {fmt!r}{did_you_mean(fmt, BUILTIN_FORMATS + TABULATE_FORMATS)}; "
-            f"choose from {choices_text(BUILTIN_FORMATS + TABULATE_FORMATS)}"
+            f"unknown table format {fmt!r}{did_you_mean(fmt, formats)}; "
+            f"choose from {choices_text(formats)}"
         )
-    try:
-        from tabulate import tabulate
-    except ImportError as ex:
-        raise SweepError(
-            f"table format {fmt!r} needs the tabulate package (pip install tabulate); "
-            f"built in are {choices_text(BUILTIN_FORMATS)}"
-        ) from ex
-    return tabulate(df, headers="keys", tablefmt=fmt, showindex=showindex)
+    return tabulate.tabulate(df, headers="keys", tablefmt=fmt, showindex=showindex)
 
 
 def run_db2table(args: argparse.Namespace) -> int:
