@@ -11,12 +11,15 @@ GPU = ["nvidia-ml-py>=12.535"]
 REPORT = ["plotly>=5.0"]  # `run report` embeds the plotly.js that plotly.py ships
 
 setup(
-    name="runner",
+    # `runner` on the package index is another project; the import package is `runner` and the
+    # command `run` all the same
+    name="sweep-runner",
     version=VERSION,
-    description="Run a parameter space as tracked, resumable tasks packed onto GPUs, locally or on SLURM.",
+    description="Run a parameter space as tracked, resumable tasks packed onto GPUs: here, on "
+                "several machines (dask) or on SLURM.",
     long_description=(HERE / "README.md").read_text(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.9",
+    python_requires=">=3.11",  # what the tests prove (PEP 678 notes, ...)
     packages=find_packages(include=["runner", "runner.*"]),
     package_data={"runner.report": ["page.html", "page.css", "page.js"]},
     install_requires=["PyYAML>=5.4"],

@@ -59,13 +59,19 @@ class BackendError(RunnerError):
     """An execution engine (SLURM, dask, ...) refused or failed a request."""
 
 
+def install_hint(extra: str) -> str:
+    """How to install an optional part: the package is installed from a clone of its
+    repository (its distribution name, sweep-runner, is not on the package index)."""
+    return f"pip install '.[{extra}]' in a clone of the runner repository"
+
+
 class MissingDependencyError(RunnerError):
     """An optional dependency is not installed; the message names the extra to install."""
 
     def __init__(self, module: str, extra: str, purpose: str):
         super().__init__(
             f"{purpose} needs the Python module '{module}', which is not installed; "
-            f"install it with: pip install 'runner[{extra}]'"
+            f"install it with: {install_hint(extra)}"
         )
 
 

@@ -437,7 +437,7 @@ def test_run_gpus_without_nvml_is_one_clear_error(cli, workdir, monkeypatch):
     result = cli("gpus")
     assert result.code == 2 and result.out == ""
     assert result.err == ("run: error: NVML is not available: the Python module 'pynvml' is not "
-                          "installed (pip install 'runner[gpu]')\n")
+                          "installed (pip install '.[gpu]' in a clone of the runner repository)\n")
 
 
 def test_run_gpus_with_a_missing_output_dir(cli, workdir, fake_gpus):

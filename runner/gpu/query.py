@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
-from runner.errors import ResourceError
+from runner.errors import ResourceError, install_hint
 
 FAKE_GPUS_ENV = "RUNNER_FAKE_GPUS"
-NVML_EXTRA = "pip install 'runner[gpu]'"
+NVML_EXTRA = install_hint("gpu")
 GIB = 2 ** 30
 
 

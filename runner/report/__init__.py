@@ -3,7 +3,7 @@
 `collect_report` (data.py) gathers what the page shows from the project's readers;
 `make_html` (page.py) puts plotly's JavaScript, that data as JSON and the page's own script
 (page.js) into one file that needs no server and no network. Needs plotly:
-`pip install 'runner[report]'`.
+`pip install '.[report]'`.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ TEMPLATE, STYLE, SCRIPT = "page.html", "page.css", "page.js"
 
 
 def load_plotly_js() -> str:
-    """plotly.js as plotly.py ships it (`pip install 'runner[report]'`)."""
+    """plotly.js as plotly.py ships it (`pip install '.[report]'`)."""
     try:
         from plotly.offline import get_plotlyjs
     except ImportError:

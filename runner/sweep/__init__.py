@@ -2,7 +2,7 @@
 
 Same functions, signatures, database files, hashes and templates as psweep 0.16; the additions
 are opt-in keywords of `run` (all off by default). Needs the `sweep` extra (pandas, joblib,
-jinja2, tabulate), imported only when this package is: `pip install 'runner[sweep]'`.
+jinja2, tabulate), imported only when this package is: `pip install '.[sweep]'`.
 
 Files a run writes (calc_dir="calc", database_basename="database.pk")::
 

@@ -8,9 +8,9 @@ scripts keep working.
 
 from __future__ import annotations
 
-from runner.errors import MissingDependencyError, RunnerError
+from runner.errors import MissingDependencyError, RunnerError, install_hint
 
-INSTALL_HINT = "pip install 'runner[sweep]'"
+INSTALL_HINT = install_hint("sweep")
 
 
 class SweepError(RunnerError):
