@@ -131,7 +131,7 @@ def test_without_a_driver_nvml_says_so():
 
 def test_without_the_module_nvml_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml raises ImportError
-    with pytest.raises(GpuUnavailable, match=r"pip install 'runner\[gpu\]'"):
+    with pytest.raises(GpuUnavailable, match=r"pip install '\.\[gpu\]' in a clone"):
         NvmlGpus()
 
 

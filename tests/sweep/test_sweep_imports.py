@@ -70,7 +70,7 @@ def test_missing_jinja2_only_matters_for_jinja_templates(monkeypatch):
 
     monkeypatch.setitem(sys.modules, "jinja2", None)
     assert render_template("a=$a", {"a": 1}, mode="dollar") == "a=1"
-    with pytest.raises(SweepDependencyError, match=r"pip install 'runner\[sweep\]'"):
+    with pytest.raises(SweepDependencyError, match=r"pip install '\.\[sweep\]' in a clone"):
         render_template("a={{ a }}", {"a": 1})
 
 
