@@ -99,7 +99,7 @@ def run_yaml(args) -> int:
     try:
         if args.debug:
             return _debug(plan, config, store, resources, datetime, args)
-        split = _split(plan, store, args)
+        split = _split(plan, config, store, args)
         if args.dry_run:
             _print_dry_run(plan, split, store, args.force)
             return EXIT_OK
@@ -116,9 +116,10 @@ def run_yaml(args) -> int:
         resources.close()
 
 
-def _split(plan, store, args):
+def _split(plan, config, store, args):
+    groups = [name for name, alias in config.aliases.items() if isinstance(alias, dict)]
     return store.split(plan.tasks, args.force, rerun_changed=args.rerun_changed,
-                       as_of=plan.commands_as_of)
+                       as_of=plan.commands_as_of, ignore=groups)
 
 
 def _resource(args, config):
@@ -169,7 +170,7 @@ def _run_elsewhere(args, config, plan, store, engine: str, profile, datetime: st
     from runner.cli.engine import engine_settings, profile_name, run_request
     from runner.execution.executor import ExecOptions
 
-    split = _split(plan, store, args)
+    split = _split(plan, config, store, args)
     console = _console(args, split)
     header = _header(plan, split, args)
     header[0] += f" ({engine}{profile_name(profile)})"
@@ -233,6 +234,10 @@ def _header(plan, split, args) -> List[str]:
                    f"{'it' if changed == 1 else 'they'} ran (params or command differ): "
                    + ("running again (--rerun-changed)" if args.rerun_changed else
                       "skipped; --rerun-changed runs them again, --dry-run shows what changed"))
+    imported = sum(len(c) for _, c in split.imported.values())
+    if imported:
+        out.append(f"note: {plural(imported, 'command')} of {plural(len(split.imported), 'task')} "
+                   f"done earlier by mlrunner (matched by params): skipped")
     for name, note in list(split.notes.items())[:SHOWN_NOTES]:
         out.append(f"warning: {note}; {name} runs again")
     if len(split.notes) > SHOWN_NOTES:
@@ -270,8 +275,11 @@ def _print_dry_run(plan, split, store, force: bool) -> None:
             except (DamagedFileError, UnsafePathError):
                 stat = {}
         changed = split.changed.get(task.name, {})
+        earlier, imported = split.imported.get(task.name, ("", ()))
         for name, text in task.commands.items():
             reason = _reason(stat.get(name), force)
+            if name in imported:
+                reason = f"done by mlrunner in {earlier}"
             if name in changed:
                 reason = "done, but changed: " + _what_changed(store, task, changed[name])
                 if name in todo_commands:

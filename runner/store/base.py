@@ -44,6 +44,8 @@ class Split:
     # the split was asked to run changed work again (then they are in `todo`)
     changed: Dict[str, Dict[str, List[str]]] = field(default_factory=dict)
     changed_since: Dict[Tuple[str, str], Any] = field(default_factory=dict)  # its run's start
+    # task -> (directory, commands) that another tool (mlrunner) recorded as done there
+    imported: Dict[str, Tuple[str, List[str]]] = field(default_factory=dict)
 
     def rerun(self) -> Dict[str, set]:
         """task -> the done commands that must run again (changed ones, when rerun)."""

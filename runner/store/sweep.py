@@ -16,12 +16,15 @@ With `--no-param-dir`, logs are `<output>/log.<cmd>.<dt>.<name>` and the task's 
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from dataclasses import replace
+from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 from runner.errors import DamagedFileError, UnsafePathError
 from runner.store.base import STATE_DIR, Split, TaskStore
 from runner.store.files import (FileLock, check_file, encode_params, encode_state,
                                 make_directory, read_json, write_json, write_owned)
+from runner.store.mlrunner import find as find_mlrunner
+from runner.store.mlrunner import index_mlrunner, mlrunner_dirs, read_mlrunner_dir
 from runner.store.state import (TaskState, is_done, is_stale, params_digest, parse_params,
                                 parse_stat, summarize, what_changed)
 from runner.task import Status, Task
@@ -88,20 +91,31 @@ class SweepStore(TaskStore):
     # -- planning -------------------------------------------------------------------------------
 
     def split(self, tasks: List[Task], force: bool = False, rerun_changed: bool = False,
-              as_of: Optional[Callable[[Task, str], Dict[str, str]]] = None) -> Split:
+              as_of: Optional[Callable[[Task, str], Dict[str, str]]] = None,
+              ignore: Collection[str] = ()) -> Split:
         """Which commands still have to run. A done command whose params or command differ from
         what ran (`as_of(task, datetime)` gives the commands as they read at the datetime they
-        ran) is in `changed`, and skipped unless `rerun_changed`."""
+        ran) is in `changed`, and skipped unless `rerun_changed`. A command that mlrunner
+        recorded as finished for a task of equal params (`ignore`: params mlrunner does not
+        record) is done too: the task keeps only its other commands."""
         split = Split()
         if force or not os.path.isdir(self.output):
             split.todo = [(t, list(t.commands)) for t in tasks]
             return split
+        legacy = index_mlrunner(self.output, ignore)
         for task in tasks:
             try:
                 stat = self.read_stat(task.name)
             except (DamagedFileError, UnsafePathError) as e:
                 split.notes[task.name] = str(e)
                 stat = {}
+            earlier = find_mlrunner(legacy, task.params, ignore)
+            if earlier is not None:
+                done = [c for c in earlier.done if c in task.commands and c not in stat]
+                if done:
+                    split.imported[task.name] = (earlier.dir, done)
+                    task = replace(task, commands={c: text for c, text in task.commands.items()
+                                                   if c not in done})
             pending = []
             digest = None
             for command, text in task.commands.items():
@@ -199,6 +213,7 @@ class SweepStore(TaskStore):
         for directory in self.iter_task_dirs():
             state = read_task_dir(directory)
             states.setdefault(state.name, state)
+        self._add_mlrunner(states)
         self._mark_changed(states)
         for _, table in self.iter_run_tables():
             for task in table["tasks"]:
@@ -216,6 +231,20 @@ class SweepStore(TaskStore):
 
     def state_of(self, name: str) -> TaskState:
         return read_task_dir(self.paths(name).dir)
+
+    def _add_mlrunner(self, states: Dict[str, TaskState]) -> None:
+        """Tasks that mlrunner ran here: their own rows, or, in a directory our files share,
+        the commands only mlrunner recorded."""
+        by_dir = {s.dir: s for s in states.values()}
+        for directory in mlrunner_dirs(self.output):
+            earlier = read_mlrunner_dir(directory)
+            ours = by_dir.get(directory)
+            if ours is None:
+                states.setdefault(earlier.name, earlier.state())
+                continue
+            for command, entry in earlier.commands.items():
+                ours.commands.setdefault(command, entry)
+            ours.resummarize()
 
     def _mark_changed(self, states: Dict[str, TaskState]) -> None:
         """Done commands the last planning found changed, and that have not run since."""
