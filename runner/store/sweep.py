@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, Callable, Collection, Dict, List, Optional, Tuple
 
 from runner.errors import DamagedFileError, UnsafePathError
+from runner.spec.expand import LOG_NAME
 from runner.store.base import STATE_DIR, Split, TaskStore
 from runner.store.files import (FileLock, check_file, encode_params, encode_state,
                                 make_directory, read_json, write_json, write_owned)
@@ -58,7 +59,8 @@ class TaskPaths:
         self.missing: set = set()  # files a read under the task's lock found absent
 
     def log(self, command: str, datetime: str) -> str:
-        return f"{self.log_dir}{os.sep}log.{command}.{datetime}{self.log_suffix}"
+        return f"{self.log_dir}{os.sep}{LOG_NAME.format(command=command, datetime=datetime)}" \
+            f"{self.log_suffix}"
 
 
 class SweepStore(TaskStore):

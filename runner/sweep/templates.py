@@ -16,8 +16,9 @@ import string
 from typing import Any, Sequence
 
 import pandas as pd
-import yaml
 
+from runner.errors import ConfigError
+from runner.spec.yamlfile import parse_yaml_documents, read_yaml_text
 from runner.sweep.database import CALC_DIR, DATABASE_BASENAME
 from runner.sweep.errors import SweepDependencyError, SweepValueError
 from runner.sweep.fileio import file_read, file_write, pickle_write
@@ -82,8 +83,11 @@ class Machine:
             os.path.join(machine_dir, jobscript_name), target_suffix="_" + self.name
         )
         info_fn = os.path.join(machine_dir, INFO_FILENAME)
-        with open(info_fn) as fd:
-            info = yaml.safe_load(fd) or {}
+        try:
+            documents = parse_yaml_documents(read_yaml_text(info_fn), info_fn)
+        except ConfigError as e:  # the one YAML reader: limits on anchors, depth and size
+            raise SweepValueError(str(e)) from None
+        info = (documents[0][0] if documents else None) or {}
         if not isinstance(info, dict):
             raise SweepValueError(
                 f"{info_fn}: expected a mapping such as `subcmd: sbatch`, got {info!r}"
