@@ -34,14 +34,21 @@ def main(argv: List[str]) -> int:
     from runner.errors import UsageError
     from runner.spec.expand import DEFAULT_MAX_TASKS
     from runner.spec.gridspec import (check_size, default_runfile_path, load_gridspec,
-                                      write_runfile)
+                                      make_runfile_text)
+    from runner.store.files import write_atomic
 
     spec = load_gridspec(args.gridspec)
     check_size(spec, DEFAULT_MAX_TASKS if args.max_tasks is None else args.max_tasks)
     out = args.out or default_runfile_path(args.gridspec)
     if os.path.abspath(out) == os.path.abspath(args.gridspec):
         raise UsageError(f"{out}: is the gridspec itself; choose the runfile's path with -o FILE")
-    write_runfile(spec, out)
+    if os.path.isdir(out):
+        raise UsageError(f"{out}: is a directory; choose the runfile's path with -o FILE")
+    directory = os.path.dirname(out) or "."
+    if not os.path.isdir(directory):
+        raise UsageError(f"{out}: no such directory {directory!r}; create it or choose another "
+                         f"path with -o FILE")
+    write_atomic(out, make_runfile_text(spec).encode("utf-8"))
     grid = " x ".join(f"{name} {len(values)}" for name, values in spec.parameters.items())
     sys.stderr.write(f"run sweep: {spec.size} command{'s' * (spec.size != 1)} "
                      f"({grid or 'no parameters'}) -> {out}\n")

@@ -256,27 +256,6 @@ def make_runfile_text(spec: GridSpec) -> str:
     return "".join(command + "\n" for command in spec.commands())
 
 
-def write_runfile(spec: GridSpec, path: str) -> None:
-    """Write the runfile atomically (temp file + rename)."""
-    directory = os.path.dirname(path) or "."
-    if os.path.isdir(path):
-        raise ConfigError(f"{path}: is a directory; choose the runfile's path with -o FILE")
-    if not os.path.isdir(directory):
-        raise ConfigError(f"{path}: no such directory {directory!r}; create it or choose another "
-                          f"path with -o FILE")
-    tmp = f"{path}.tmp.{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(make_runfile_text(spec))
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise ConfigError(f"{path}: cannot write it ({e.strerror or e})") from None
-
-
 def _line(node: Any, fallback: Any = None) -> int:
     node = node if node is not None else fallback
     return node.start_mark.line + 1 if node is not None else 1
