@@ -414,7 +414,8 @@ def test_gpu_memory_without_nvml_runs_on_the_listed_gpus_by_count(make_config, c
     result = cli()
     assert result.code == 0
     assert ("note: gpu_memory not checked: NVML is not available: the Python module 'pynvml' is "
-            "not installed (pip install '.[gpu]' in a clone of the runner repository); tasks run on the listed GPUs by count"
+            "not installed (pip install '.[gpu]' in a clone of the runner repository); tasks "
+            "run on the listed GPUs by count"
             in result.out)
     assert "slots: 2 (0: GPU 0, 1: GPU 1)" in result.out
     assert running_counts(workdir / "events") == 2

@@ -66,7 +66,8 @@ def assert_nothing_written(workdir: Path, before: set) -> None:
     ("template:\n  train: echo 1\n---\n---\n{}\n", ["no parameter document"]),
     # placeholders left open, and every placeholder without a value, in one line
     ("template:\n  train: python t.py --lr {lr --out {_output}\n---\nlr: [1]\n",
-     ["line 2", "key 'template.train'", "unclosed placeholder '{lr' at column 18", "close it ('{lr}')"]),
+     ["line 2", "key 'template.train'", "unclosed placeholder '{lr' at column 18",
+      "close it ('{lr}')"]),
     ("template:\n  train: python t.py [fp16 --lr {lr}\n---\nlr: [1]\n",
      ["key 'template.train'", "unclosed placeholder '[fp16'", "close it ('[fp16]')"]),
     ("template:\n  train: echo {a} {b} [c]\n  test: echo {d}\n---\nx: [1]\n",

@@ -50,7 +50,8 @@ ALLOCATE = textwrap.dedent('''
 
 @pytest.fixture
 def nvml(monkeypatch):
-    pytest.importorskip("pynvml", reason="nvidia-ml-py is not installed: pip install '.[gpu]' in a clone of the runner repository")
+    pytest.importorskip("pynvml", reason="nvidia-ml-py is not installed: pip install '.[gpu]' "
+                                         "in a clone of the runner repository")
     monkeypatch.delenv(FAKE_GPUS_ENV, raising=False)
     try:
         gpus = NvmlGpus()

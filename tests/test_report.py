@@ -169,7 +169,8 @@ def test_without_plotly_it_says_how_to_install(finished, cli, monkeypatch):
     monkeypatch.setitem(sys.modules, "plotly.offline", None)
     result = cli("report", "-o", str(finished))
     assert result.code == 2
-    assert "pip install '.[report]' in a clone of the runner repository" in result.err and result.err.count("\n") == 1
+    assert "pip install '.[report]' in a clone of the runner repository" in result.err
+    assert result.err.count("\n") == 1
     assert not (finished / "report.html").exists()
 
 

@@ -10,14 +10,28 @@ from pathlib import Path
 
 import pytest
 
-from runner.backends.slurm.script import (Needs, group_by, make_array_range, make_command_line, make_gres,
-                                   make_sbatch_script, make_time_limit, parse_gres_gpus,
-                                   quote_sbatch_value, split_array)
-from runner.backends.slurm.engine import (SubmissionPaths, array_options, check_profile,
-                                           make_array_script, task_needs)
-from runner.errors import ConfigError, UsageError
+from runner.backends.slurm.engine import (
+    SubmissionPaths,
+    array_options,
+    check_profile,
+    make_array_script,
+    task_needs,
+)
 from runner.backends.slurm.launch_script import make_launch_script
+from runner.backends.slurm.script import (
+    Needs,
+    group_by,
+    make_array_range,
+    make_command_line,
+    make_gres,
+    make_sbatch_script,
+    make_time_limit,
+    parse_gres_gpus,
+    quote_sbatch_value,
+    split_array,
+)
 from runner.cli.launch_script import make_launch_argv
+from runner.errors import ConfigError, UsageError
 from runner.spec.profiles import parse_profile
 from runner.task import Task
 

@@ -142,7 +142,8 @@ class Console(Events):
                           _STATUS_COLOR.get(result.status, "red"))
         if ok:
             tries = f", attempt {result.attempts}" if result.attempts > 1 else ""
-            text = f"{_clock()} {word} {task.name} {result.command} ({result.duration:.1f} s{tries})"
+            text = (f"{_clock()} {word} {task.name} {result.command} "
+                    f"({result.duration:.1f} s{tries})")
             if self.verbosity >= VERBOSE:
                 text += f" on {slot}  log: {result.log}"
         else:

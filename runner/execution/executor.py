@@ -38,8 +38,8 @@ _COMPOUND = re.compile(r"[;&|<>()`\n]|\$\(")
 _STOP_CODES = frozenset(c for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
                         for c in (-s, 128 + s))
 # How long a command ended by a stop signal waits for the runner's own stop before it counts as
-# failed: a cluster's cancel, `kill -- -PGID` of a whole tree or a container stop signal every process,
-# the command first as often as not
+# failed: a cluster's cancel, `kill -- -PGID` of a whole tree or a container stop signal every
+# process, the command first as often as not
 STOP_WINDOW = 1.0
 
 

@@ -4,8 +4,9 @@
 utilisation and processes now). `NvmlGpus` asks the NVIDIA driver through NVML (the `pynvml`
 module of NVIDIA's `nvidia-ml-py`, imported in `_import_pynvml` and nowhere else); `FakeGpus`
 follows a script of memory, utilisation and foreign processes over time, for tests and benches.
-`runner.gpu.open_gpus()` picks one: the fake when `$RUNNER_FAKE_GPUS` names a JSON file (a testing aid),
-NVML otherwise. Indices are NVML's, which are CUDA's under `CUDA_DEVICE_ORDER=PCI_BUS_ID`.
+`runner.gpu.open_gpus()` picks one: the fake when `$RUNNER_FAKE_GPUS` names a JSON file (a
+testing aid), NVML otherwise. Indices are NVML's, which are CUDA's under
+`CUDA_DEVICE_ORDER=PCI_BUS_ID`.
 """
 
 from __future__ import annotations

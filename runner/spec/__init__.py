@@ -1,1 +1,2 @@
-"""What users write, read and checked: the YAML config and its expansion into tasks, runfiles, gridspecs and profiles."""
+"""What users write, read and checked: the YAML config and its expansion into tasks, runfiles,
+gridspecs and profiles."""

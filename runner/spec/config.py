@@ -78,7 +78,8 @@ class _Where:
     def __init__(self, path: str):
         self.path = path
 
-    def __call__(self, node: Any = None, doc: Optional[str] = None, key: Optional[str] = None) -> str:
+    def __call__(self, node: Any = None, doc: Optional[str] = None,
+                 key: Optional[str] = None) -> str:
         parts = [self.path]
         if node is not None:
             parts.append(f"line {node.start_mark.line + 1}")
@@ -152,10 +153,11 @@ def parse_config(text: str, path: str = DEFAULT_CONFIG) -> Config:
     packs = section("pack", dict)
     for kind, table in (("alias", aliases), ("pack", packs)):
         for name, value in table.items():
-            if not isinstance(value, (list, dict)) or (
-                    isinstance(value, dict) and not all(isinstance(v, dict) for v in value.values())):
+            if not isinstance(value, (list, dict)) or (isinstance(value, dict) and not all(
+                    isinstance(v, dict) for v in value.values())):
+                place = where(keys.get(kind), 'document 0 (the config)', f'{kind}.{name}')
                 raise ConfigError(
-                    f"{where(keys.get(kind), 'document 0 (the config)', f'{kind}.{name}')}expected a "
+                    f"{place}expected a "
                     f"list of param names or a mapping of value -> mapping of params, "
                     f"found {_kind(value)}")
     settings = {}
@@ -201,7 +203,8 @@ def _parse_templates(value: Dict[Any, Any], where: _Where, node: Any,
         at = entries.get(name, node)  # errors point at the template's own line
         if not isinstance(name, str) or not _COMMAND_NAME.match(name):
             raise ConfigError(f"{where(at, 'document 0 (the config)', f'template.{name}')}a "
-                              f"command name must be letters, digits and _.+=,- (it names log files)")
+                              f"command name must be letters, digits and _.+=,- (it names log "
+                              f"files)")
         if not isinstance(command, str) or not command.strip():
             raise ConfigError(f"{where(at, 'document 0 (the config)', f'template.{name}')}expected "
                               f"a shell command string, found {_kind(command)}")

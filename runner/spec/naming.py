@@ -39,7 +39,8 @@ def freeze(value: Any) -> Any:
 
 
 def abbreviate_key(key: str) -> str:
-    """`learning_rate` -> `LeRate`, `batch-size` -> `BaSize`, `n_layers` -> `nLayers`, `lr` -> `Lr`."""
+    """`learning_rate` -> `LeRate`, `batch-size` -> `BaSize`, `n_layers` -> `nLayers`,
+    `lr` -> `Lr`."""
     parts = [p for p in key.split("-" if "-" in key else "_") if p]
     if not parts:
         return key

@@ -11,8 +11,9 @@ whatever wrote its directory and wherever it ran:
   `log_paths`; `session()` around a whole run (a writer thread that must flush on exit);
 * records: `write_run_table` (the tasks an invocation set out to run, and who runs them),
   `iter_run_tables`, `state_dir` (where engines keep their records);
-* reading back: `states()` (for `run status`, `run results`), `state_of(name)`, `describe()` (a JSON description
-  from which `runner.store.open_store` opens the same store on another machine: `run exec-task`).
+* reading back: `states()` (for `run status`, `run results`), `state_of(name)`, `describe()`
+  (a JSON description from which `runner.store.open_store` opens the same store on another
+  machine: `run exec-task`).
 """
 
 from __future__ import annotations

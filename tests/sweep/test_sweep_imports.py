@@ -62,7 +62,8 @@ def test_missing_dependency_names_the_extra(missing):
     )
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith("SweepDependencyError runner.sweep needs the Python module")
-    assert f"'{missing}'" in res.stdout and "pip install '.[sweep]' in a clone of the runner repository" in res.stdout
+    assert f"'{missing}'" in res.stdout
+    assert "pip install '.[sweep]' in a clone of the runner repository" in res.stdout
 
 
 def test_missing_jinja2_only_matters_for_jinja_templates(monkeypatch):

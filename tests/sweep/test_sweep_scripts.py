@@ -187,7 +187,8 @@ def test_db2table_errors(db, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "tabulate", None)
     assert db2table.main(["-f", "latex", "calc/database.pk"]) == 2
     err = capsys.readouterr().err
-    assert "needs the Python module 'tabulate'" in err and "pip install '.[sweep]' in a clone of the runner repository" in err
+    assert "needs the Python module 'tabulate'" in err
+    assert "pip install '.[sweep]' in a clone of the runner repository" in err
 
 
 def test_checkdir(db, capsys):

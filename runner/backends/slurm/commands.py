@@ -12,9 +12,19 @@ import shutil
 import subprocess
 from typing import Dict, Iterable, List, Optional, Sequence
 
-from runner.backends.slurm.script import (SACCT_FIELDS, SQUEUE_FORMAT, AccountEntry, Node, QueueEntry,
-                                   is_accounting_disabled, parse_max_array_size, parse_nodes,
-                                   parse_sacct, parse_sbatch_job_id, parse_squeue)
+from runner.backends.slurm.script import (
+    SACCT_FIELDS,
+    SQUEUE_FORMAT,
+    AccountEntry,
+    Node,
+    QueueEntry,
+    is_accounting_disabled,
+    parse_max_array_size,
+    parse_nodes,
+    parse_sacct,
+    parse_sbatch_job_id,
+    parse_squeue,
+)
 from runner.errors import BackendError
 
 COMMAND_TIMEOUT = 120.0  # seconds; a controller that does not answer in this long is down

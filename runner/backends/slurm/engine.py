@@ -415,7 +415,8 @@ def array_options(profile: Profile, needs: Needs, count: int, max_parallel: Opti
 
 
 # What `stat.json` records of the SLURM job that ran a command (`run exec-task --record`).
-RECORDED_VARIABLES = (("slurm_job_id", "SLURM_JOB_ID"), ("slurm_array_job_id", "SLURM_ARRAY_JOB_ID"),
+RECORDED_VARIABLES = (("slurm_job_id", "SLURM_JOB_ID"),
+                      ("slurm_array_job_id", "SLURM_ARRAY_JOB_ID"),
                       ("slurm_array_task_id", "SLURM_ARRAY_TASK_ID"),
                       ("slurm_node", "SLURMD_NODENAME"))
 
