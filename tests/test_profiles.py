@@ -164,3 +164,26 @@ def test_profiles_from_a_runner_yaml_document_0(workdir):
         lr: [1]
     """))
     assert load_profiles_file("params.yaml")["cluster"].resource_map == {"mem": "100"}
+
+
+def test_a_profile_names_its_engine(make_config, cli, workdir):
+    make_config("""
+        template:
+          t: echo ran >> ran
+        profiles:
+          here-anyway: {host: mycluster, engine: local}
+          bogus: {host: mycluster, engine: teleport}
+          plain-local: {host: local}
+        ---
+        i: [1]
+    """)
+    result = cli("--profile", "here-anyway")
+    assert result.code == 0, result
+    assert "slots:" in result.out and (workdir / "ran").read_text() == "ran\n"
+    result = cli("--profile", "plain-local", "-f")
+    assert result.code == 0 and (workdir / "ran").read_text() == "ran\nran\n"
+    bad = cli("--profile", "bogus")
+    assert bad.code == 2 and len(bad.err.splitlines()) == 1
+    assert "profile 'bogus': engine 'teleport' is not one of 'local', 'slurm'" in bad.err.replace(", 'dask'", "")
+    wait = cli("--profile", "plain-local", "--wait")
+    assert wait.code == 2 and "profile 'plain-local' runs here" in wait.err
