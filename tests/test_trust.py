@@ -386,3 +386,12 @@ def test_timeout_lines_say_the_timeout_and_the_grace_that_followed(make_config, 
     result = cli("--grace", "1")
     assert result.code == 1
     assert "(timed out after 1 s; killed 1.0 s later)" in result.out
+
+
+def test_status_json_is_strict_json_for_nan_and_infinite_params(make_config, cli):
+    make_config("template:\n  t: echo {x}\n---\nx: [.nan, .inf, 1]\n")
+    assert cli().code == 0
+    result = cli("status", "--json")
+    assert result.code == 0 and "NaN" not in result.out and "Infinity" not in result.out
+    values = sorted(str(t["params"]["x"]) for t in json.loads(result.out)["tasks"])
+    assert values == ["1", "None", "None"]

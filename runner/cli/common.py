@@ -9,7 +9,7 @@ import math
 import os
 import signal
 import sys
-from typing import Callable, Iterator, List, NoReturn, Optional, Sequence
+from typing import Any, Callable, Iterator, List, NoReturn, Optional, Sequence
 
 EXIT_OK = 0  # every selected command done (now or earlier)
 EXIT_FAILED = 1  # a command failed
@@ -93,6 +93,17 @@ def stop_on_signals(stop: Callable[[int], None]) -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def finite(value: Any) -> Any:
+    """`value` with NaN and infinities as None, for strict JSON (which has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    return value
 
 
 def plural(count: int, word: str) -> str:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import os
 import sys
 from typing import Any, List
 
-from runner.cli.common import EXIT_OK, ArgumentParser, command, plural
+from runner.cli.common import EXIT_OK, ArgumentParser, command, finite, plural
 
 
 def make_parser() -> ArgumentParser:
@@ -67,7 +66,7 @@ def main(argv: List[str]) -> int:
         records.sort(key=lambda r: _sort_key(r.get(column)), reverse=descending)
         records.sort(key=lambda r: _sort_key(r.get(column))[0])  # missing values stay last
     if args.json:
-        _write(args.json, json.dumps([{c: _finite(r.get(c)) for c in shown} for r in records],
+        _write(args.json, json.dumps([{c: finite(r.get(c)) for c in shown} for r in records],
                                      indent=2, default=str, allow_nan=False) + "\n")
     elif args.csv:
         text = io.StringIO(newline="")
@@ -82,17 +81,6 @@ def main(argv: List[str]) -> int:
             sys.stdout.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
         sys.stdout.write(f"{plural(len(records), 'task')}\n")
     return EXIT_OK
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities become None (JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
 
 
 def _check_destination(path: str) -> None:

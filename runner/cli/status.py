@@ -7,7 +7,7 @@ import json
 import sys
 from typing import List
 
-from runner.cli.common import EXIT_FAILED, EXIT_OK, ArgumentParser, command, plural
+from runner.cli.common import EXIT_FAILED, EXIT_OK, ArgumentParser, command, finite, plural
 
 COMMAND_WIDTH = 60  # characters of a job's command shown in the table
 
@@ -30,9 +30,9 @@ def main(argv: List[str]) -> int:
     counts = count_states(states)
     failed = any(s.state.value in ("failed", "timeout") for s in states)
     if args.json:
-        json.dump({"output": args.output, "kind": store.kind, "counts": counts,
-                   "tasks": [s.to_json() for s in states]}, sys.stdout, indent=2, default=str,
-                  allow_nan=False)
+        json.dump(finite({"output": args.output, "kind": store.kind, "counts": counts,
+                          "tasks": [s.to_json() for s in states]}), sys.stdout, indent=2,
+                  default=str, allow_nan=False)
         sys.stdout.write("\n")
         return EXIT_FAILED if failed else EXIT_OK
     jobs = store.kind == "runfile"
