@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -70,6 +71,9 @@ def import_distributed():
     return distributed
 
 
+_ADDRESS = re.compile(r"^([a-z][a-z0-9+.-]*://)?(\[[0-9a-fA-F:.]+\]|[^\s/:\[\]]+):\d+$")
+
+
 def scheduler_address(settings: Dict[str, Any], profile=None) -> str:
     """--scheduler, else the profile's `scheduler`, else $DASK_SCHEDULER_ADDRESS."""
     address = (settings.get("scheduler") or (getattr(profile, "scheduler", None) if profile
@@ -78,14 +82,33 @@ def scheduler_address(settings: Dict[str, Any], profile=None) -> str:
         raise UsageError("the dask engine needs its scheduler's address: --scheduler "
                          "tcp://HOST:8786, a profile with 'scheduler:', or "
                          f"{SCHEDULER_VARIABLE}; start a scheduler with `dask scheduler`")
+    return check_address(address)
+
+
+def check_address(address: str) -> str:
+    """The address as given, if it has the shape of one (UsageError otherwise)."""
+    if not _ADDRESS.match(address):
+        raise UsageError(f"scheduler {address!r}: expected an address such as tcp://head:8786 "
+                         f"(the one `dask scheduler` prints)")
     return address
 
 
-def connect(address: str, timeout: float = CONNECT_TIMEOUT):
+def connect_timeout(at_most: float = CONNECT_TIMEOUT) -> float:
+    """Seconds to keep trying to reach a scheduler: dask's `distributed.comm.timeouts.connect`
+    (e.g. $DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT), at most `at_most`."""
+    import dask
+    from dask.utils import parse_timedelta
+
+    configured = dask.config.get("distributed.comm.timeouts.connect", None)
+    return min(at_most, parse_timedelta(configured, "s")) if configured else at_most
+
+
+def connect(address: str, timeout: Optional[float] = None):
     """A dask Client of the scheduler at `address`; BackendError when it cannot be reached."""
     distributed = import_distributed()
     try:
-        return distributed.Client(address, timeout=timeout, set_as_default=False)
+        return distributed.Client(address, timeout=timeout or connect_timeout(),
+                                  set_as_default=False)
     except (OSError, ValueError, TypeError) as e:
         reason = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise BackendError(f"cannot reach the dask scheduler at {address} ({reason}); start one "
@@ -245,6 +268,7 @@ class DaskEngine(Engine):
         why the workers ended on their own."""
         from runner.backends.dask.nannies import WorkerSet
 
+        check_address(scheduler)
         import_distributed()
         self._serving = WorkerSet(scheduler, slots, gpu_memory, events, grace)
         try:
@@ -574,13 +598,15 @@ def recorded_run(store: TaskStore, task: Task, submission: str) -> RecordedRun:
     return run
 
 
-def task_status(address: str, keys: List[str], timeout: float = STATUS_TIMEOUT
+def task_status(address: str, keys: List[str], timeout: Optional[float] = None
                 ) -> Dict[str, Optional[str]]:
     """key -> where it stands on the scheduler (None: the scheduler does not hold it)."""
     import asyncio
 
     import_distributed()
     from distributed.core import rpc
+
+    timeout = timeout or connect_timeout(STATUS_TIMEOUT)
 
     async def ask() -> Dict[str, Optional[str]]:
         scheduler = rpc(address, timeout=timeout)

@@ -156,9 +156,12 @@ class WorkerSet:
     async def _names_in_use(self) -> List[str]:
         from distributed.core import rpc
 
-        scheduler = rpc(self.scheduler, timeout=10)
+        from runner.backends.dask.engine import connect_timeout
+
+        timeout = connect_timeout()
+        scheduler = rpc(self.scheduler, timeout=timeout)
         try:
-            identity = await asyncio.wait_for(scheduler.identity(), 10)
+            identity = await asyncio.wait_for(scheduler.identity(), timeout)
         except (OSError, asyncio.TimeoutError, ValueError, TypeError) as e:
             raise BackendError(f"cannot reach the dask scheduler at {self.scheduler} ("
                                f"{str(e).splitlines()[0] if str(e) else type(e).__name__}); "

@@ -115,8 +115,6 @@ def describe_resources(resources: Mapping[str, Any], asked: bool = False) -> str
     if resources.get(GPU_MEMORY) is not None:
         parts.append(f"{format_bytes(resources[GPU_MEMORY])} of GPU memory"
                      + (" per GPU" if not asked else ""))
-    elif asked and resources.get(SLOT) == SLOT_SHARES:
-        parts.append("a whole slot")
     return ", ".join(parts) or "a slot"
 
 
