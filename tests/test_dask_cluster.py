@@ -208,10 +208,10 @@ def test_what_no_worker_offers_is_refused_before_anything_is_submitted(cluster, 
     refused = run(cluster, "-y", "params.yaml", "-o", "out")
     assert refused.returncode == 2 and "dask:" not in refused.stdout, refused
     assert refused.stderr == (
-        f"run: error: task I_1-GpPeTask_2 needs 2 GPUs, which no worker of {cluster.address} offers; the "
-        f"workers are {HOST}/gpu-0 (1 GPU), {HOST}/gpu-1 (1 GPU); start a worker that offers "
-        f"it (run worker -r with a slot of 2 GPUs, such as 0,1) or change the task's settings "
-        f"(nothing was submitted)\n")
+        f"run: error: task I_1-GpPeTask_2 needs 2 GPUs, which no worker of {cluster.address} "
+        f"offers; the workers are {HOST}/gpu-0 (1 GPU), {HOST}/gpu-1 (1 GPU); start a worker "
+        f"that offers it (run worker -r with a slot of 2 GPUs, such as 0,1) or change the "
+        f"task's settings (nothing was submitted)\n")
     assert not (workdir / "out").exists()
 
 
@@ -264,7 +264,10 @@ def test_run_worker_names_shared_gpus_and_ctrl_c(cluster, workdir, make_config):
         assert f"{HOST}/gpu-0#2 (1 GPU, 10.0 GiB of GPU memory per GPU)" in shared.output
         make_config("""
             template:
-              work: echo start $(date +%s.%N) >> times_{i}; sleep 1.5; echo end $(date +%s.%N) >> times_{i}
+              work: |
+                echo start $(date +%s.%N) >> times_{i}
+                sleep 1.5
+                echo end $(date +%s.%N) >> times_{i}
             ---
             i: [1, 2, 3]
             gpu_memory: 4GiB

@@ -156,7 +156,7 @@ class WorkerSet:
     async def _names_in_use(self) -> List[str]:
         from distributed.core import rpc
 
-        from runner.backends.dask.engine import connect_timeout
+        from runner.backends.dask.client import connect_timeout
 
         timeout = connect_timeout()
         scheduler = rpc(self.scheduler, timeout=timeout)
