@@ -152,3 +152,16 @@ def test_run_worker_bad_input(cli, monkeypatch, argv, message):
     result = cli(*argv)
     assert result.code == 2, result
     assert result.err.startswith("run: error: " + message) and result.err.count("\n") == 1
+
+
+def test_a_profile_chooses_the_dask_engine_and_its_scheduler(cli, make_config, monkeypatch):
+    monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    make_config("template:\n  work: 'true'\nprofiles:\n  lab: {scheduler: 'tcp://lab:8786'}\n"
+                "---\ni: [1, 2]\n")
+    result = cli("-y", "params.yaml", "-o", "out", "--profile", "lab", "--dry-run")
+    assert result.code == 0, result
+    assert result.out.splitlines()[0].endswith("(dask, profile lab)")
+    assert "would submit 2 tasks to the dask scheduler at tcp://lab:8786" in result.out
+    override = cli("-y", "params.yaml", "-o", "out", "--profile", "lab", "--dry-run",
+                   "--scheduler", "tcp://other:1")
+    assert "would submit 2 tasks to the dask scheduler at tcp://other:1" in override.out
