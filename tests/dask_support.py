@@ -79,9 +79,10 @@ class Worker:
 class Cluster:
     """A scheduler and `run worker`s; `address` is the scheduler's."""
 
-    def __init__(self, directory: Path, slots: List[List[str]]):
+    def __init__(self, directory: Path, slots: List[List[str]], env: Optional[dict] = None):
         require_distributed()
         self.directory = directory
+        self.env = env
         info = directory / "scheduler.json"
         self.scheduler = subprocess.Popen(
             [sys.executable, "-m", "dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
@@ -91,16 +92,18 @@ class Cluster:
         try:
             address = wait_for(lambda: _address(info), 60, "the dask scheduler's address")
             self.address: str = address
-            self.workers = [Worker(address, s, directory) for s in slots]
+            self.workers = [Worker(address, s, directory, env=env) for s in slots]
             for worker in self.workers:
                 worker.wait_started()
         except BaseException:
             self.stop()
             raise
 
-    def add_worker(self, slots: List[str], *extra: str, **kwargs) -> Worker:
-        worker = Worker(self.address, slots, self.directory, *extra, **kwargs)
-        return worker
+    def add_worker(self, slots: List[str], *extra: str, env: Optional[dict] = None,
+                   **kwargs) -> Worker:
+        """Another `run worker` (with the cluster's environment, and `env` on top)."""
+        return Worker(self.address, slots, self.directory, *extra,
+                      env={**(self.env or {}), **(env or {})}, **kwargs)
 
     def stop(self) -> None:
         for worker in self.workers:

@@ -149,6 +149,7 @@ def test_a_scheduler_that_does_not_answer_is_one_line(make_config, workdir, argv
 ])
 def test_run_worker_bad_input(cli, monkeypatch, argv, message):
     monkeypatch.delenv("DASK_SCHEDULER_ADDRESS", raising=False)
+    monkeypatch.delenv("RUNNER_FAKE_GPUS", raising=False)
     result = cli(*argv)
     assert result.code == 2, result
     assert result.err.startswith("run: error: " + message) and result.err.count("\n") == 1
@@ -165,3 +166,14 @@ def test_a_profile_chooses_the_dask_engine_and_its_scheduler(cli, make_config, m
     override = cli("-y", "params.yaml", "-o", "out", "--profile", "lab", "--dry-run",
                    "--scheduler", "tcp://other:1")
     assert "would submit 2 tasks to the dask scheduler at tcp://other:1" in override.out
+
+
+def test_run_worker_refuses_gpus_the_machine_does_not_have(cli, workdir, monkeypatch):
+    fake = workdir / "gpus.json"
+    fake.write_text('{"gpus": [{"name": "Fake A100", "memory": "40GiB"}, '
+                    '{"name": "Fake H100", "memory": "80GiB"}]}')
+    monkeypatch.setenv("RUNNER_FAKE_GPUS", str(fake))
+    result = cli("worker", "--scheduler", "tcp://h:1", "-r", "0", "1,5", "7")
+    assert result.code == 2, result
+    assert result.err == (f"run: error: -r: GPU 5, 7 is not on this machine; fake GPUs from "
+                          f"{fake} reports 0 (Fake A100), 1 (Fake H100)\n")

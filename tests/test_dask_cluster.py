@@ -1,5 +1,6 @@
-"""`--backend dask` against a real cluster: `dask scheduler` and two `run worker` on 127.0.0.1
-(explicit slots: GPU 0 and GPU 1), driven as a user drives them, through real processes.
+"""`--backend dask` against a real cluster: `dask scheduler` and two `run worker` on 127.0.0.1,
+one on each GPU of a fake machine (RUNNER_FAKE_GPUS), driven as a user drives them, through real
+processes.
 
 What is checked: every task runs once, on the slot it was given; done tasks are skipped; a
 worker killed with kill -9 mid-task loses nothing and its command does not outlive it; Ctrl-C of
@@ -28,10 +29,18 @@ from support import read_json, run_process, wait_for
 HOST = socket.gethostname()
 
 
+FAKE_GPUS = {"gpus": [{"name": "Fake A100", "memory": "40GiB"},
+                      {"name": "Fake A100", "memory": "40GiB"}]}
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
+    """Two `run worker` on the two GPUs of a fake machine (whatever GPUs this one has)."""
     require_distributed()
-    started = Cluster(tmp_path_factory.mktemp("dask"), [["0"], ["1"]])
+    directory = tmp_path_factory.mktemp("dask")
+    (directory / "gpus.json").write_text(json.dumps(FAKE_GPUS))
+    started = Cluster(directory, [["0"], ["1"]],
+                      env={"RUNNER_FAKE_GPUS": str(directory / "gpus.json")})
     yield started
     started.stop()
 

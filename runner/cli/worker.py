@@ -17,6 +17,8 @@ from runner.cli.common import (EXIT_FAILED, EXIT_OK, ArgumentParser, command, gr
                                stop_on_signals)
 
 SCHEDULER_VARIABLE = "DASK_SCHEDULER_ADDRESS"
+FAKE_GPUS_ENV = "RUNNER_FAKE_GPUS"
+DASK_NVML_VARIABLE = "DASK_DISTRIBUTED__DIAGNOSTICS__NVML"  # dask's GPU monitor, on or off
 
 
 def make_parser() -> ArgumentParser:
@@ -72,12 +74,16 @@ def main(argv: List[str]) -> int:
 
     resources = plan_resources(resource, [])
     resources.close()
+    if resource != AUTO_RESOURCE:
+        check_gpus([g for slot in resources.slots for g in slot.gpus])
     console = Console(total=0)
     for notice in resources.notices:
         console.line(f"note: {notice}")
     if not args.verbose:  # dask's INFO lines, here and in the worker processes
         os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
         logging.getLogger("distributed").setLevel(logging.WARNING)
+    if os.environ.get(FAKE_GPUS_ENV):  # dask's own GPU monitor would look for them in NVML
+        os.environ[DASK_NVML_VARIABLE] = "False"
     engine = load_engine("dask")
     stops: List[int] = []
 
@@ -94,3 +100,27 @@ def main(argv: List[str]) -> int:
         return EXIT_FAILED
     console.line("workers stopped")
     return EXIT_OK
+
+
+def check_gpus(gpus: List[str]) -> None:
+    """GPU indices of `-r` that the GPU information (NVML, or the fake) does not report are an
+    error: a worker bound to a GPU that does not exist could not even start (dask's own GPU
+    monitor asks NVML about it). Without GPU information there is nothing to check against."""
+    from runner.errors import UsageError
+    from runner.gpu import open_gpus
+    from runner.gpu.query import GpuUnavailable
+
+    try:
+        query = open_gpus()
+    except GpuUnavailable:
+        return
+    try:
+        devices = query.devices()
+    finally:
+        query.close()
+    known = {str(d.index) for d in devices}
+    missing = sorted({g for g in gpus if g.isdigit() and g not in known}, key=int)
+    if missing:
+        listed = ", ".join(f"{d.index} ({d.name})" for d in devices) or "none"
+        raise UsageError(f"-r: GPU {', '.join(missing)} is not on this machine; {query.source} "
+                         f"reports {listed}")
