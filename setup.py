@@ -9,6 +9,7 @@ VERSION = re.search(r'__version__ = "([^"]+)"', (HERE / "runner" / "__init__.py"
 SWEEP = ["pandas>=1.5", "joblib>=1.2", "jinja2>=3.0", "tabulate>=0.8.2"]
 GPU = ["nvidia-ml-py>=12.535"]
 REPORT = ["plotly>=5.0"]  # `run report` embeds the plotly.js that plotly.py ships
+DASK = ["distributed>=2023.1"]  # --backend dask and run worker
 
 setup(
     # `runner` on the package index is another project; the import package is `runner` and the
@@ -27,8 +28,9 @@ setup(
         "sweep": SWEEP,
         "gpu": GPU,
         "report": REPORT,
-        "test": SWEEP + GPU + REPORT + ["pytest>=7", "pytest-timeout>=2.1", "hypothesis>=6",
-                                        "distributed>=2023.1"],
+        "dask": DASK,
+        "test": SWEEP + GPU + REPORT + DASK + ["pytest>=7", "pytest-timeout>=2.1",
+                                               "hypothesis>=6"],
     },
     entry_points={
         "console_scripts": [

@@ -2,7 +2,8 @@
 when done, a failure recorded, cancelled mid-run and resumed, shown by `run status`.
 
 Each engine is driven as a user would drive it, through the CLI: here (no option), on the real
-SLURM of ../shared/tools/slurm-local.sh (`--profile ci`, a profile whose host is a cluster).
+SLURM of ../shared/tools/slurm-local.sh (`--profile ci`, a profile whose host is a cluster), on
+a real dask scheduler with two `run worker` on 127.0.0.1 (`--backend dask --scheduler ADDR`).
 """
 
 from __future__ import annotations
@@ -61,6 +62,28 @@ class Slurm:
         return ["--profile", "ci"] + (["--wait"] if wait else [])
 
 
+class Dask:
+    name = "dask"
+
+    def __init__(self, workdir: Path, cluster):
+        self.workdir = workdir
+        self.cluster = cluster
+
+    def options(self, wait: bool = True):
+        return ["--backend", "dask", "--scheduler", self.cluster.address]
+
+
+@pytest.fixture(scope="module")
+def dask_cluster(tmp_path_factory):
+    """A scheduler and two `run worker` of one slot without GPU each, for this module."""
+    from dask_support import Cluster, require_distributed
+
+    require_distributed()
+    cluster = Cluster(tmp_path_factory.mktemp("dask"), [[""], [""]])
+    yield cluster
+    cluster.stop()
+
+
 def require_slurm() -> None:
     if shutil.which("sbatch") is None:
         pytest.skip("sbatch not on PATH: no SLURM here (.ci/run starts one with "
@@ -73,11 +96,13 @@ def require_slurm() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm)])
+@pytest.fixture(params=["local", pytest.param("slurm", marks=pytest.mark.slurm), "dask"])
 def engine(request, workdir):
     if request.param == "slurm":
         require_slurm()
         return Slurm(workdir)
+    if request.param == "dask":
+        return Dask(workdir, request.getfixturevalue("dask_cluster"))
     return Local(workdir)
 
 

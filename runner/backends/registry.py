@@ -33,6 +33,8 @@ ENGINES: Dict[str, EngineEntry] = {
                          "here, one worker per slot"),
     "slurm": EngineEntry("runner.backends.slurm.engine:SlurmEngine", ".slurm",
                          "SLURM job arrays"),
+    "dask": EngineEntry("runner.backends.dask.engine:DaskEngine", ".dask",
+                        "the workers of a dask.distributed scheduler (run worker)"),
 }
 
 

@@ -1,10 +1,10 @@
 """Choosing the engine from the command line, and running a request on it at a terminal.
 
 `run -y` and `run launch` share this: the same options (`--backend`, `--profile`,
-`--max-parallel`, `--wait`), the same choice (an explicit `--backend`, else the profile's
-engine, else here), and the same session: Ctrl-C and SIGTERM stop the engine (a second time at
-once), the console prints each command and the progress line, and the summary and the exit
-status follow.
+`--max-parallel`, `--wait`, `--scheduler`, `--detach`), the same choice (an explicit `--backend`,
+else the profile's engine, else here), and the same session: Ctrl-C and SIGTERM stop the engine
+(a second time at once), the console prints each command and the progress line, and the summary
+and the exit status follow.
 """
 
 from __future__ import annotations
@@ -18,16 +18,19 @@ from runner.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, print_err
 # Options of a local run that mean nothing to a remote engine, and the other way round.
 _LOCAL_ONLY = (("debug", "-d"), ("resource", "-r"))
 _REMOTE_ONLY = (("max_parallel", "--max-parallel"), ("wait", "--wait"))
+_DASK_ONLY = (("scheduler", "--scheduler"), ("detach", "--detach"))
 
 
 def add_engine_arguments(parser) -> None:
     """The options that choose and tune the engine."""
     from runner.backends.registry import ENGINES
 
-    group = parser.add_argument_group("engines (see README: Running on SLURM)")
+    group = parser.add_argument_group("engines (see README: Running on SLURM, Running on "
+                                      "several machines)")
     group.add_argument("--backend", choices=list(ENGINES),
-                       help="where tasks run: here (local, the default) or as SLURM job arrays; "
-                            "a profile may name its engine instead")
+                       help="where tasks run: here (local, the default), as SLURM job arrays, or "
+                            "on the workers of a dask scheduler; a profile may name its engine "
+                            "instead")
     group.add_argument("--profile", metavar="NAME",
                        help="the profile that says where and how tasks run (cluster resources, "
                             "env lines, engine)")
@@ -38,6 +41,12 @@ def add_engine_arguments(parser) -> None:
                        help="at most N tasks of each job array run at once")
     group.add_argument("--wait", action="store_true",
                        help="with a cluster engine: wait until the jobs have ended, then report")
+    group.add_argument("--scheduler", metavar="ADDRESS",
+                       help="with --backend dask: the scheduler, e.g. tcp://head:8786 (default: "
+                            "the profile's 'scheduler', else $DASK_SCHEDULER_ADDRESS)")
+    group.add_argument("--detach", action="store_true",
+                       help="with --backend dask: submit the tasks and return; they go on without "
+                            "this run (run status follows them)")
 
 
 def choose_engine(args, embedded: Any = None, where: str = "") -> Tuple[str, Any]:
@@ -51,6 +60,11 @@ def choose_engine(args, embedded: Any = None, where: str = "") -> Tuple[str, Any
         profile = find_profiles(args.profiles, embedded, where).get(args.profile)
         check_engine(profile)
     name = args.backend or (profile.engine if profile is not None else "local")
+    if name != "dask":
+        for option, flag in _DASK_ONLY:
+            if getattr(args, option, None):
+                raise UsageError(f"{flag} is for the dask engine: add --backend dask (or drop "
+                                 f"{flag})")
     if name == "local":
         for option, flag in _REMOTE_ONLY:
             if getattr(args, option, None):
@@ -78,7 +92,8 @@ def check_engine(profile) -> None:
 
 def engine_settings(args) -> dict:
     return {"max_parallel": getattr(args, "max_parallel", None),
-            "wait": getattr(args, "wait", False)}
+            "wait": getattr(args, "wait", False), "scheduler": getattr(args, "scheduler", None),
+            "detach": getattr(args, "detach", False)}
 
 
 def run_request(engine, request, console, noun: str = "commands") -> int:

@@ -13,5 +13,7 @@ SUBCOMMANDS = {
                                     "cluster jobs"),
     "launch-script": ("runner.cli.launch_script",
                       "run a script with a profile: here, or as a cluster job"),
+    "worker": ("runner.cli.worker", "start this machine's dask workers for --backend dask, one per "
+                                    "GPU slot"),
     "gpus": ("runner.cli.gpus", "show the GPUs, their processes and which of our tasks run there"),
 }

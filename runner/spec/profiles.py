@@ -35,8 +35,9 @@ PROFILE_KEYS = {
     "env": "setup lines run before the command (a string or a list of strings)",
     "resources": "mapping of long sbatch option -> value, e.g. {time: '2:00:00', mem: 8000}",
     "python": "the Python interpreter on the nodes (default: the one running `run`)",
-    "engine": "the engine that runs its tasks: 'local' or 'slurm' (default: local for host "
-              "'local', slurm for any other host)",
+    "engine": "the engine that runs its tasks: 'local', 'slurm' or 'dask' (default: dask with "
+              "a 'scheduler', else local for host 'local', slurm for any other host)",
+    "scheduler": "the address of the dask scheduler for engine 'dask', e.g. tcp://head:8786",
 }
 _OPTION = re.compile(r"^[A-Za-z][A-Za-z0-9_-]+$")
 
@@ -55,6 +56,7 @@ class Profile:
     python: Optional[str] = None
     source: str = ""
     engine_name: Optional[str] = None  # as written; None: chosen by the host
+    scheduler: Optional[str] = None  # the dask scheduler's address
 
     @property
     def is_local(self) -> bool:
@@ -63,7 +65,9 @@ class Profile:
     @property
     def engine(self) -> str:
         """The engine that runs this profile's tasks."""
-        return self.engine_name or ("local" if self.is_local else "slurm")
+        if self.engine_name:
+            return self.engine_name
+        return "dask" if self.scheduler else "local" if self.is_local else "slurm"
 
     @property
     def resource_map(self) -> Dict[str, ResourceValue]:
@@ -72,7 +76,7 @@ class Profile:
     def to_json(self) -> Dict[str, Any]:
         return {"name": self.name, "host": self.host, "device": self.device, "env": list(self.env),
                 "resources": self.resource_map, "python": self.python, "source": self.source,
-                "engine": self.engine}
+                "engine": self.engine, "scheduler": self.scheduler}
 
 
 class ProfileSet:
@@ -167,7 +171,12 @@ def parse_profile(name: str, data: Any, source: str) -> Profile:
         if key not in PROFILE_KEYS:
             raise ConfigError(f"{where}unknown key '{key}'{did_you_mean(key, PROFILE_KEYS)}; "
                               f"valid keys are {choices_text(PROFILE_KEYS)}")
-    host = data.get("host")
+    scheduler = data.get("scheduler")
+    if scheduler is not None and (not isinstance(scheduler, str) or not scheduler.strip()
+                                  or len(scheduler.split()) != 1):
+        raise ConfigError(f"{where}key 'scheduler': expected the address of a dask scheduler "
+                          f"such as tcp://head:8786, found {scheduler!r}")
+    host = data.get("host", LOCAL_HOST if scheduler is not None else None)
     if not isinstance(host, str) or not host.strip():
         raise ConfigError(f"{where}key 'host': expected 'local' or a cluster name, found "
                           f"{host!r}")
@@ -182,12 +191,13 @@ def parse_profile(name: str, data: Any, source: str) -> Profile:
     engine = data.get("engine")
     if engine is not None and (not isinstance(engine, str) or not engine.strip()):
         raise ConfigError(f"{where}key 'engine': expected the name of an engine ('local', "
-                          f"'slurm'), found {engine!r}")
+                          f"'slurm', 'dask'), found {engine!r}")
     return Profile(name=str(name), host=host.strip(), device=device,
                    env=parse_env(data.get("env"), where),
                    resources=parse_resources(data.get("resources"), where),
                    python=python.strip() if python else None, source=source,
-                   engine_name=engine.strip() if engine else None)
+                   engine_name=engine.strip() if engine else None,
+                   scheduler=scheduler.strip() if scheduler else None)
 
 
 def parse_profiles(data: Any, source: str) -> Dict[str, Profile]:
