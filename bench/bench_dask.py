@@ -5,15 +5,15 @@
 Starts its own cluster on 127.0.0.1 (`dask scheduler` on a port the OS picks, two `run worker`
 with one slot without GPU each) and runs N trivial tasks (`true`) three ways, in turns:
 
-1. `run -y sweep.yaml --backend dask` (each task a forked `run exec-task` on a worker, with
-   param.json, stat.json and a log, reported at the terminal as it ends);
+1. `run -y sweep.yaml --backend dask` (each task run by the single-task executor in a worker
+   process, with param.json, stat.json and a log, reported at the terminal as it ends);
 2. a bare `client.map` of the same shell commands through `subprocess.run` on the same workers
    (no files, no bookkeeping: the floor of running N commands through dask);
 3. the local engine, `run -y sweep.yaml -r '' ''` (two slots here, no dask).
 
 Each is a whole process (interpreter start, imports, connecting) timed from start to exit; the
 median of the rounds is printed with the ratios (target: dask within 1.5x of the bare map), and
-the CPU time that the cluster's processes (scheduler, workers, exec servers and their children)
+the CPU time that the cluster's processes (scheduler, workers, their guardians and commands)
 and the submitting process spent, which says where the time goes on a machine with few cores.
 """
 

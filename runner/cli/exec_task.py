@@ -8,13 +8,14 @@ names (a sweep's output, a runfile's directory).
 
 from __future__ import annotations
 
-import os
+import functools
 from typing import List
 
 from runner.cli.common import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, ArgumentParser, command,
                                grace_seconds, stop_on_signals)
 
 
+@functools.lru_cache(maxsize=None)
 def make_parser() -> ArgumentParser:
     parser = ArgumentParser(prog="run exec-task", description=__doc__.splitlines()[0])
     parser.add_argument("table", help="task table (JSON) written by the runner")
@@ -35,18 +36,10 @@ def make_parser() -> ArgumentParser:
 def main(argv: List[str]) -> int:
     from runner.cli.console import Console
     from runner.errors import UsageError
-    from runner.execution.executor import ExecOptions, TaskExecutor
     from runner.execution.process import ProcessGroups
-    from runner.gpu.binding import CUDA_VISIBLE_DEVICES
-    from runner.store import open_store
-    from runner.store.base import load_task_table
-    from runner.task import Slot, Task
+    from runner.execution.table import run_table_task
 
     args = make_parser().parse_args(argv)
-    table = load_task_table(args.table)
-    if not 0 <= args.index < len(table["tasks"]):
-        raise UsageError(f"{args.table}: no task {args.index}; the table has "
-                         f"{len(table['tasks'])}")
     record = {}
     for item in args.record:
         key, eq, value = item.partition("=")
@@ -54,19 +47,12 @@ def main(argv: List[str]) -> int:
             raise UsageError(f"--record {item!r}: expected KEY=VALUE")
         if value:
             record[key] = value
-    if table.get("cwd") and os.path.isdir(table["cwd"]):
-        os.chdir(table["cwd"])
-    task = Task.from_json(table["tasks"][args.index])
-    gpus = tuple(g for g in os.environ.get(CUDA_VISIBLE_DEVICES, "").split(",") if g)
-    store = open_store(table["store"])
     groups = ProcessGroups(grace=args.grace)
-    executor = TaskExecutor(store, args.datetime or table["datetime"], groups,
-                            ExecOptions(force=args.force or table.get("force", False),
-                                        record=record), Console(total=1))
-    stopped = []
-    with stop_on_signals(lambda signum: (stopped.append(signum), groups.stop())), \
-            store.session():
-        result = executor(task, Slot(args.slot, gpus))
+    stopped: List[int] = []
+    with stop_on_signals(lambda signum: (stopped.append(signum), groups.stop())):
+        result = run_table_task(args.table, args.index, groups, datetime=args.datetime,
+                                force=args.force, slot=args.slot, record=record,
+                                events=Console(total=1))
     groups.close()
     if stopped:
         return EXIT_INTERRUPTED

@@ -138,8 +138,9 @@ def start_child(argv: Sequence[str], env: Mapping, output: Union[int, None],
 class ProcessGroups:
     """The running commands of one invocation, and the switch that stops them all."""
 
-    def __init__(self, grace: float = DEFAULT_GRACE):
+    def __init__(self, grace: float = DEFAULT_GRACE, watcher: Any = None):
         self.grace = grace
+        self.watcher = watcher  # told of each group that starts and ends (a `Guardian`)
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._running: Dict[int, Child] = {}
@@ -159,6 +160,8 @@ class ProcessGroups:
         if self.stopping.is_set():
             return None
         proc = start_child([SHELL, "-c", command], env, output, errors)
+        if self.watcher is not None:
+            self.watcher.started(proc.pid, self.grace)
         with self._lock:
             self._running[proc.pid] = proc
             self._tags[proc.pid] = tag
@@ -174,6 +177,8 @@ class ProcessGroups:
             self._running.pop(proc.pid, None)
             self._tags.pop(proc.pid, None)
         signal_group(proc.pid, signal.SIGKILL)
+        if self.watcher is not None:
+            self.watcher.ended(proc.pid)
 
     def tags(self) -> Dict[int, Any]:
         """Process group id -> tag given to `spawn`, for every running command."""

@@ -9,11 +9,11 @@ lines, progress, summary). Ctrl-C cancels what has not started and stops what ru
 `interrupted`); with `--detach` the tasks are handed to the scheduler with `fire_and_forget`,
 which keeps them after the client disconnects, and `run` returns.
 
-A worker that dies mid-task (kill -9, a machine lost) leaves the task `interrupted` (its
-exec-task stops the command when the worker is gone, see `runner.cli.exec_server`) or stale
-`running`; dask runs it again on another worker, up to its `allowed-failures` (3) losses per
-task, after which it is reported as lost (`KilledWorker`). The per-task lock keeps two runs of a
-task from overlapping, on any machine.
+A worker that dies mid-task (kill -9, a machine lost) leaves the task stale `running` (its
+guardian stops the command when the worker is gone, see `runner.execution.guardian`); dask
+runs it again on another worker, up to its `allowed-failures` (3) losses per task, after which
+it is reported as lost (`KilledWorker`). The per-task lock keeps two runs of a task from
+overlapping, on any machine.
 
 `run worker` (one dask worker per slot on a machine) is started through `run_workers`.
 """

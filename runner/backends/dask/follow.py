@@ -191,9 +191,9 @@ class Follower:
                               Status.INTERRUPTED if code == 130 else Status.SKIPPED)
         if code not in (0, 1, 130):
             last = (outcome.get("output") or "").strip().splitlines()[-1:] or [""]
-            why = (f"run exec-task exited with status {code} on {slot}: {last[0]}" if code
-                   is not None and code >= 0 else
-                   f"run exec-task was stopped on {slot} ({last[0] or f'signal {-(code or 0)}'})")
+            why = (f"the task could not run on {slot}: {last[0]}" if code is not None
+                   and code >= 0 else
+                   f"the task was stopped on {slot} ({last[0] or f'signal {-(code or 0)}'})")
             self.events.task_refused(task, slot, why)
             result.error, result.status = why, Status.FAILED
         return result
@@ -245,7 +245,7 @@ class Follower:
         return stops
 
     def _await_remote(self) -> None:
-        """Until no worker runs a task of this submission (its exec-task recorded the end)."""
+        """Until no worker runs a task of this submission (its executor recorded the end)."""
         handled = self.stops()
         while True:
             answers = self.client.run(RUNNING_TASKS, self.submission.token,

@@ -90,7 +90,7 @@ class WorkerSet:
         self.stopping = asyncio.Event()
         if self.stops:
             return None
-        # the workers start the exec servers of their tasks (not daemonic processes)
+        # the workers start processes of their own (their guardians): not daemonic
         dask.config.set({"distributed.worker.daemon": False})
         try:
             specs = await self._start()
@@ -189,7 +189,7 @@ class WorkerSet:
                              return_exceptions=True)
 
     def _kill(self) -> None:
-        """A second Ctrl-C: kill the worker processes now (their exec servers stop the tasks)."""
+        """A second Ctrl-C: kill the worker processes now (their guardians stop the tasks)."""
         for nanny in self.nannies:
             process = getattr(nanny, "process", None)
             pid = getattr(process, "pid", None)
@@ -261,8 +261,7 @@ def _children() -> List[int]:
 
 
 def _kill_child(pid: int) -> None:
-    """SIGKILL a child of ours, and the process group it leads (a command left by a killed
-    exec-task)."""
+    """SIGKILL a child of ours, and the process group it leads."""
     try:
         if os.getpgid(pid) == pid:
             os.killpg(pid, signal.SIGKILL)

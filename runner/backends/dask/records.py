@@ -22,7 +22,7 @@ from runner.store.files import read_json
 
 DASK_DIR = ENGINES["dask"].records
 SUBMISSION_FILE = "submission.json"
-TABLE_SIZE = 256  # tasks per task table: each exec-task reads one whole table
+TABLE_SIZE = 256  # tasks per task table (a worker reads each table it uses once)
 
 
 @dataclass

@@ -1,12 +1,16 @@
 """What runs inside a dask worker process: the task function and the calls that stop tasks.
 
 `run_task` is what the dask engine submits for each task. On the worker it checks that the
-output directory is there, then has the worker's exec server (`runner.cli.exec_server`, one
-per worker process, started on first use) fork `run exec-task TABLE INDEX --slot N --record
-dask_worker=<name> --record dask_host=<host> --record dask_submission=<id>`: the core's
-single-task executor in a process of its own, with the worker's `CUDA_VISIBLE_DEVICES`. It tells
-the submitting `run` when the task starts (a dask event on the submission's topic) and returns
-the exit status and the end of what exec-task printed; the task's files say the rest.
+output directory is there, tells the submitting `run` that the task starts (a dask event on the
+submission's topic), and runs the task with the core's single-task executor in the worker
+process itself (`runner.execution.table.run_table_task`: the task's files, its commands each a
+process group of its own with the worker's `CUDA_VISIBLE_DEVICES`, the worker's name and host
+recorded). It returns the exit status `run exec-task` would have (0 done, 1 failed, 130
+stopped, 2 a bad table, with the reason); the task's files say the rest.
+
+No command outlives its worker: the worker's guardian (`runner.execution.guardian`, a process
+of its own) hears of every command that starts and ends, and stops those still running when the
+worker process is gone, however it died.
 
 `stop_submission` (called through `client.run` on every worker) stops the tasks of a submission
 that run there, as Ctrl-C stops a local run, and keeps later ones of it from starting;
@@ -15,20 +19,18 @@ that run there, as Ctrl-C stops a local run, and keeps later ones of it from sta
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 from typing import Any, Dict, List, Optional, Set, Tuple
 
 from runner.backends.dask.needs import SLOT_VARIABLE
+from runner.execution.guardian import Guardian
 from runner.gpu.binding import CUDA_VISIBLE_DEVICES
 from runner.identity import HOST
 
-EXEC_SERVER = "runner.cli.exec_server"
 TOPIC_PREFIX = "runner-"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def topic_of(token: str) -> str:
@@ -42,88 +44,19 @@ def key_of(token: str, index: int) -> str:
 
 
 class _Run:
-    """One exec-task process of the exec server, from start to exit status."""
+    """A task running in this worker process: its process groups, to stop them."""
 
-    def __init__(self, ident: int, task: str):
-        self.id = ident
+    def __init__(self, task: str, groups: Any):
         self.task = task
-        self.pid: Optional[int] = None
-        self.started = threading.Event()
-        self.ended = threading.Event()
-        self.exit: Optional[int] = None
-        self.output = ""
+        self.groups = groups
+        self.stops = 0
 
-    def end(self, exit_status: Optional[int], output: str) -> None:
-        self.exit, self.output = exit_status, output
-        self.started.set()
-        self.ended.set()
+    def stop(self) -> None:
+        self.stops += 1
+        self.groups.stop() if self.stops == 1 else self.groups.kill()
 
 
-class ExecServer:
-    """The worker process's exec server: started on first use, and again if it died."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._proc: Optional[subprocess.Popen] = None
-        self._runs: Dict[int, _Run] = {}
-        self._next = 0
-
-    def start(self, argv: List[str], task: str) -> _Run:
-        with self._lock:
-            proc = self._ensure()
-            self._next += 1
-            run = self._runs[self._next] = _Run(self._next, task)
-            self._send(proc, {"op": "start", "id": run.id, "argv": argv})
-        return run
-
-    def signal(self, run: _Run, signum: int) -> None:
-        with self._lock:
-            if run.id in self._runs and self._proc is not None:
-                self._send(self._proc, {"op": "signal", "id": run.id, "signal": int(signum)})
-
-    def _ensure(self) -> subprocess.Popen:
-        if self._proc is None or self._proc.poll() is not None:
-            # A session of its own: a Ctrl-C at the terminal of `run worker` stops the worker,
-            # and the worker's end stops the tasks (so that dask hands them to another worker).
-            self._proc = subprocess.Popen([sys.executable, "-m", EXEC_SERVER],
-                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          close_fds=True, start_new_session=True)
-            reader = threading.Thread(target=self._read, args=(self._proc,), daemon=True,
-                                      name="runner exec server replies")
-            reader.start()
-        return self._proc
-
-    def _send(self, proc: subprocess.Popen, message: Dict[str, Any]) -> None:
-        try:
-            proc.stdin.write((json.dumps(message) + "\n").encode())
-            proc.stdin.flush()
-        except (BrokenPipeError, OSError, ValueError):
-            pass  # it died: `_read` ends every run it had
-
-    def _read(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            reply = json.loads(line)
-            with self._lock:
-                run = self._runs.get(reply["id"])
-                if run is not None and "exit" in reply:
-                    del self._runs[run.id]
-            if run is None:
-                continue
-            if "pid" in reply:
-                run.pid = reply["pid"]
-                run.started.set()
-            else:
-                run.end(reply["exit"], reply.get("output", ""))
-        proc.wait()
-        with self._lock:
-            lost = [r for r in self._runs.values()]
-            self._runs.clear()
-        for run in lost:
-            run.end(None, f"the worker's exec server ended (exit status {proc.returncode}) "
-                          f"before the task did")
-
-
-_SERVER = ExecServer()
+_GUARDIAN = Guardian()
 _LOCK = threading.Lock()
 _RUNNING: Dict[str, Dict[str, _Run]] = {}  # submission token -> dask key -> its run
 _STOPPED: Set[str] = set()  # submissions stopped here: their tasks no longer start
@@ -134,6 +67,10 @@ def run_task(table: str, index: int, task: str, *, token: str, submission: str,
     """Run task `index` of `table` on this worker (see the module's docstring)."""
     from distributed import get_worker
 
+    from runner.errors import RunnerError
+    from runner.execution.process import ProcessGroups
+    from runner.execution.table import run_table_task
+
     worker = get_worker()
     name = str(worker.name)
     slot = os.environ.get(SLOT_VARIABLE, "0")
@@ -142,29 +79,33 @@ def run_task(table: str, index: int, task: str, *, token: str, submission: str,
     problem = check_visible(table, name)
     if problem:
         return {**outcome, "refused": problem}
-    argv = [table, str(index), "--grace", f"{grace:g}", "--slot", slot,
-            "--record", f"dask_worker={name}", "--record", f"dask_host={HOST}",
-            "--record", f"dask_submission={submission}"]
     key = str(worker.get_current_task())
+    groups = ProcessGroups(grace=grace, watcher=_GUARDIAN)
+    run = _Run(task, groups)
     with _LOCK:
         if token in _STOPPED:
             return {**outcome, "cancelled": True}
-        run = _SERVER.start(argv, task)
         _RUNNING.setdefault(token, {})[key] = run
     try:
-        run.started.wait()
-        if run.pid is not None:
-            # (the scheduler sets "worker" of a worker's event to the worker's address)
-            worker.log_event(topic_of(token), {"key": key, "name": name,
-                                               "slot": outcome["slot"], "gpus": outcome["gpus"]})
-        run.ended.wait()
+        # (the scheduler sets "worker" of a worker's event to the worker's address)
+        worker.log_event(topic_of(token), {"key": key, "name": name, "slot": outcome["slot"],
+                                           "gpus": outcome["gpus"]})
+        result = run_table_task(table, index, groups, slot=int(slot), record={
+            "dask_worker": name, "dask_host": HOST, "dask_submission": submission})
+        if groups.stopping.is_set():
+            code = EXIT_INTERRUPTED
+        else:
+            code = EXIT_FAILED if result.is_failure else EXIT_OK
+        return {**outcome, "exit": code, "output": result.error or ""}
+    except RunnerError as e:
+        return {**outcome, "exit": EXIT_USAGE, "output": f"run: error: {e}"}
     finally:
+        groups.close()
         with _LOCK:
             runs = _RUNNING.get(token, {})
             runs.pop(key, None)
             if not runs:
                 _RUNNING.pop(token, None)
-    return {**outcome, "exit": run.exit, "output": run.output}
 
 
 def check_visible(table: str, worker: str) -> str:
@@ -179,20 +120,20 @@ def check_visible(table: str, worker: str) -> str:
 
 
 def stop_submission(token: str) -> List[str]:
-    """Stop the tasks of a submission that run in this worker process (their exec-task stops
-    its command as on Ctrl-C; a second call kills it at once) and start none of it from now."""
+    """Stop the tasks of a submission that run in this worker process (their commands are
+    stopped as on Ctrl-C; a second call kills them at once) and start none of it from now."""
     with _LOCK:
         _STOPPED.add(token)
         runs = list(_RUNNING.get(token, {}).values())
     for run in runs:
-        _SERVER.signal(run, signal.SIGTERM)
+        run.stop()
     return [run.task for run in runs]
 
 
 def running_tasks(token: str) -> List[Tuple[str, Optional[int]]]:
-    """(task, exec-task pid) of each task of a submission that still runs here."""
+    """(task, worker pid) of each task of a submission that still runs here."""
     with _LOCK:
-        return [(run.task, run.pid) for run in _RUNNING.get(token, {}).values()]
+        return [(run.task, os.getpid()) for run in _RUNNING.get(token, {}).values()]
 
 
 def dask_setup(worker) -> None:
