@@ -17,7 +17,7 @@ from typing import Any, Collection, Dict, List, Optional
 
 from runner.errors import ConfigError
 from runner.spec.yamlfile import parse_yaml_documents, read_yaml_text
-from runner.store.state import TaskState, summarize
+from runner.store.state import TaskState, is_done, summarize
 from runner.task import Status
 
 PARAM, STAT = "param", "stat"
@@ -38,7 +38,7 @@ class MlrunnerTask:
 
     @property
     def done(self) -> List[str]:
-        return [c for c, e in self.commands.items() if e.get("status") == Status.DONE.value]
+        return [c for c, e in self.commands.items() if is_done(e)]
 
     def state(self) -> TaskState:
         status = Status.UNREADABLE if self.problem else summarize(self.commands)
