@@ -17,6 +17,7 @@ imports a concrete engine.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Sequence
 
@@ -95,3 +96,14 @@ class Engine:
         """`run launch-script`: run one shell line `runs` times with a profile (an array of
         `runs` on a cluster); with `dry_run`, only the lines saying what would run."""
         raise UsageError(f"launch-script cannot run on the {self.name} engine")
+
+
+def new_submission_id(store: "TaskStore", records: str, datetime: str) -> str:
+    """A new submission's name under an engine's records directory (`records`, relative to the
+    task directory): `<datetime>`, or `<datetime>.<n>` when that second already has one."""
+    base = os.path.join(store.root, records)
+    candidate, n = datetime, 1
+    while os.path.exists(os.path.join(base, candidate)):
+        n += 1
+        candidate = f"{datetime}.{n}"
+    return candidate

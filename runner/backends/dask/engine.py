@@ -25,13 +25,14 @@ import time
 import uuid
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from runner.backends.base import CancelReport, Engine, RunReport, RunRequest
+from runner.backends.base import (CancelReport, Engine, RunReport, RunRequest,
+                                  new_submission_id)
 from runner.backends.dask.client import (check_address, connect, import_distributed,
                                          scheduler_address, submit, task_status, worker_offers)
 from runner.backends.dask.follow import Follower
 from runner.backends.dask.needs import check_fits, describe_resources, task_resources
 from runner.backends.dask.records import (DASK_DIR, TABLE_SIZE, Submission, SubmissionPaths,
-                                          latest_holders, new_submission_id, read_submissions)
+                                          latest_holders, read_submissions)
 from runner.backends.dask.status import cancel_submission, merge_task_state
 from runner.errors import BackendError, UsageError, choices_text
 from runner.execution.executor import Events
@@ -107,7 +108,7 @@ class DaskEngine(Engine):
         """The submission's records: its task tables, `submission.json`, and the run table that
         lets `run status` show its tasks as pending before they start."""
         store = request.store
-        paths = SubmissionPaths(store.root, new_submission_id(store, request.datetime))
+        paths = SubmissionPaths(store.root, new_submission_id(store, DASK_DIR, request.datetime))
         make_directory(paths.dir)
         info = {**request.info, "datetime": request.datetime, "force": request.force,
                 "submission": paths.id}

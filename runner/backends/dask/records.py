@@ -104,16 +104,6 @@ def read_submissions(store: TaskStore, only: Optional[str] = None) -> List[Submi
     return sorted(found, key=lambda s: (s.submitted_at, s.id))
 
 
-def new_submission_id(store: TaskStore, datetime: str) -> str:
-    """`<datetime>`, or `<datetime>.<n>` when that second already has a submission."""
-    base = os.path.join(store.root, DASK_DIR)
-    candidate, n = datetime, 1
-    while os.path.exists(os.path.join(base, candidate)):
-        n += 1
-        candidate = f"{datetime}.{n}"
-    return candidate
-
-
 def latest_holders(submissions: List[Submission]) -> Dict[str, Tuple[Submission, int]]:
     """task name -> (the latest submission that holds it, its index there)."""
     latest: Dict[str, Tuple[Submission, int]] = {}

@@ -20,7 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
-from runner.backends.base import CancelReport, Engine, RunReport, RunRequest
+from runner.backends.base import (CancelReport, Engine, RunReport, RunRequest,
+                                  new_submission_id)
 from runner.backends.registry import ENGINES
 from runner.backends.slurm.commands import SlurmCommands, is_available
 from runner.backends.slurm.script import (GPU_OPTIONS, RUNNER_OPTIONS, AccountEntry, Needs,
@@ -194,7 +195,7 @@ class SlurmEngine(Engine):
                 raise ResourceError(
                     f"{_count(members)} ({_some(members)}) {problem}; lower gpus_per_task or "
                     f"choose a profile whose nodes are larger (nothing was submitted)")
-        paths = SubmissionPaths(store.root, new_submission_id(store, request.datetime))
+        paths = SubmissionPaths(store.root, new_submission_id(store, SLURM_DIR, request.datetime))
         python = profile.python or sys.executable
         arrays = []
         for need, members in groups:
@@ -433,16 +434,6 @@ def make_array_script(options: Dict[str, Any], profile: Profile, python: str, ta
     env = list(profile.env) + ([] if gpus else [UNSET_GPUS])
     return make_sbatch_script(options, env,
                               f'exec {command} "$SLURM_ARRAY_TASK_ID" {records}')
-
-
-def new_submission_id(store: TaskStore, datetime: str) -> str:
-    """`<datetime>`, or `<datetime>.<n>` when that second already has a submission."""
-    base = os.path.join(store.root, SLURM_DIR)
-    candidate, n = datetime, 1
-    while os.path.exists(os.path.join(base, candidate)):
-        n += 1
-        candidate = f"{datetime}.{n}"
-    return candidate
 
 
 def _element_of(entry: Dict[str, Any]) -> Optional[str]:
