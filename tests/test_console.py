@@ -8,17 +8,12 @@ import subprocess
 import sys
 
 
-def test_live_progress_line_on_a_terminal(make_config, workdir):
-    make_config("""
-        template:
-          t: sleep 1.5
-        resource: [0]
-        ---
-        i: [1, 2]
-    """)
+def on_a_terminal(workdir, *argv, env=None):
+    """(exit status, everything printed) of `run ARGV` with a terminal as its output."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "runner"], cwd=workdir, stdout=slave,
-                            stderr=slave, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "runner", *argv], cwd=workdir, stdout=slave,
+                            stderr=slave, stdin=subprocess.DEVNULL,
+                            env=dict(os.environ, **(env or {})))
     os.close(slave)
     chunks = []
     while True:
@@ -31,8 +26,19 @@ def test_live_progress_line_on_a_terminal(make_config, workdir):
         chunks.append(data)
     proc.wait(timeout=30)
     os.close(master)
-    text = b"".join(chunks).decode()
-    assert proc.returncode == 0
+    return proc.returncode, b"".join(chunks).decode()
+
+
+def test_live_progress_line_on_a_terminal(make_config, workdir):
+    make_config("""
+        template:
+          t: sleep 1.5
+        resource: [0]
+        ---
+        i: [1, 2]
+    """)
+    code, text = on_a_terminal(workdir)
+    assert code == 0
     assert "\r\x1b[K" in text
     assert "done 0 | failed 0 | running 1 | left 1 |" in text
     assert "done 1 | failed 0 | running 1 | left 0 |" in text and "ETA" in text
@@ -125,28 +131,9 @@ def test_the_summary_names_the_output_and_where_to_look_next(make_config, cli):
 def test_colour_only_on_a_terminal_without_no_color(make_config, workdir):
     make_config(QUIET_SWEEP)
 
-    def on_terminal(env):
-        master, slave = pty.openpty()
-        proc = subprocess.Popen([sys.executable, "-m", "runner", "-f"], cwd=workdir,
-                                stdout=slave, stderr=slave, stdin=subprocess.DEVNULL,
-                                env=dict(os.environ, **env))
-        os.close(slave)
-        chunks = []
-        while True:
-            try:
-                data = os.read(master, 4096)
-            except OSError:
-                break
-            if not data:
-                break
-            chunks.append(data)
-        proc.wait(timeout=30)
-        os.close(master)
-        return b"".join(chunks).decode()
-
-    coloured = on_terminal({})
+    _, coloured = on_a_terminal(workdir, "-f")
     assert "\x1b[32mdone  \x1b[0m" in coloured and "\x1b[31mFAILED\x1b[0m" in coloured
-    plain = on_terminal({"NO_COLOR": "1"})
+    _, plain = on_a_terminal(workdir, "-f", env={"NO_COLOR": "1"})
     assert "\x1b[32m" not in plain and "\x1b[31m" not in plain and "\r\x1b[K" in plain
 
 
