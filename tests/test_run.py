@@ -414,6 +414,8 @@ def test_exec_task_runs_one_task_of_a_table(make_config, workdir, monkeypatch, c
     assert entry["gpus"] == "3" and entry["job_id"] == "77" and entry["status"] == "done"
     assert entry["slot"] == 2
     assert cli("exec-task", path, "5").code == 2
+    missing = cli("exec-task", "nowhere.json", "0")
+    assert missing.code == 2 and "nowhere.json: no such task table" in missing.err
     assert cli("exec-task", path, "0", "--record", "novalue").code == 2
 
 

@@ -174,4 +174,8 @@ def parse_task_table(table: Any, path: str) -> Dict[str, Any]:
 
 
 def load_task_table(path: str) -> Dict[str, Any]:
-    return parse_task_table(read_json(path), path)
+    table = read_json(path)
+    if table is None and not os.path.lexists(path):
+        raise DamagedFileError(path, "no such task table (run exec-task takes a table that an "
+                                     "engine wrote)")
+    return parse_task_table(table, path)

@@ -8,9 +8,7 @@ scripts keep working.
 
 from __future__ import annotations
 
-from runner.errors import MissingDependencyError, RunnerError, install_hint
-
-INSTALL_HINT = install_hint("sweep")
+from runner.errors import MissingDependencyError, RunnerError
 
 
 class SweepError(RunnerError):
